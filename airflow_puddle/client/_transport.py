@@ -1,0 +1,262 @@
+"""The one transport under every client: address, channel, deadlines, auth, retries.
+
+Everything that needs no I/O lives in plain functions and small classes here
+(address parsing, the retry decision, backoff, error mapping). The sync and the
+async channel wrappers hold only the call loop and the sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+import grpc
+import grpc.aio
+
+from airflow_puddle._proto.puddle.v2 import (
+    auth_service_pb2_grpc,
+    image_service_pb2_grpc,
+    instance_type_service_pb2_grpc,
+    system_service_pb2_grpc,
+    tag_service_pb2_grpc,
+)
+from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError, from_rpc_error
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+log = logging.getLogger("airflow_puddle.client")
+
+TOKEN_METADATA_KEY = "x-puddle-token"
+DEFAULT_TIMEOUT_S = 30.0
+
+_STUBS: dict[str, Any] = {
+    "AuthService": auth_service_pb2_grpc.AuthServiceStub,
+    "SystemService": system_service_pb2_grpc.SystemServiceStub,
+    "ImageService": image_service_pb2_grpc.ImageServiceStub,
+    "InstanceTypeService": instance_type_service_pb2_grpc.InstanceTypeServiceStub,
+    "TagService": tag_service_pb2_grpc.TagServiceStub,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the backend is and whether to speak TLS to it.
+
+    ``http://host:port`` is plaintext (the emulator on loopback); ``https://host[:port]``
+    and a bare ``host:port`` use TLS.
+    """
+
+    host: str
+    port: int
+    tls: bool
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def parse(cls, address: str) -> Target:
+        if not isinstance(address, str) or not address.strip():
+            raise ValueError("server_address: is required (e.g. https://puddle.example.com)")
+        raw = address.strip()
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if scheme not in ("", "http", "https"):
+            raise ValueError(f"server_address: scheme must be http or https, got {scheme!r}")
+        parts = urlsplit(raw if scheme else f"//{raw}")
+        if not parts.hostname:
+            raise ValueError(f"server_address: no host in {address!r}")
+        if parts.path not in ("", "/"):
+            raise ValueError(f"server_address: must not have a path, got {parts.path!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"server_address: invalid port in {address!r}") from None
+        if port is None:
+            if scheme != "https":
+                raise ValueError(f"server_address: a port is required in {address!r}")
+            port = 443
+        return cls(parts.hostname, port, tls=scheme != "http")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries for reads: exponential backoff with jitter on transient codes only.
+
+    Callers tune attempts and delays; which codes are transient is fixed, and
+    calls that change state are never retried blindly.
+    """
+
+    max_attempts: int = 5
+    initial_backoff_s: float = 0.2
+    max_backoff_s: float = 5.0
+    multiplier: float = 2.0
+    jitter: float = 0.25
+
+    RETRYABLE_CODES = frozenset(
+        {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts: must be at least 1")
+        if self.initial_backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError("initial_backoff_s, max_backoff_s: must not be negative")
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to sleep after failed attempt number ``attempt`` (1-based)."""
+        base = min(self.max_backoff_s, self.initial_backoff_s * self.multiplier ** (attempt - 1))
+        return base * (1 + random.uniform(-self.jitter, self.jitter))
+
+
+@dataclass(frozen=True)
+class Rpc:
+    """One RPC to make: service, method, request, and whether repeating it is harmless."""
+
+    service: str
+    method: str
+    request: Message
+    idempotent: bool
+    authenticated: bool = True
+
+
+Decision = Literal["relogin", "retry", "raise"]
+
+
+def decide(rpc: Rpc, code: grpc.StatusCode, attempt: int, relogged: bool, policy: RetryPolicy) -> Decision:
+    """What to do after ``rpc`` failed with ``code`` on attempt ``attempt``."""
+    if code == grpc.StatusCode.UNAUTHENTICATED and rpc.authenticated and not relogged:
+        return "relogin"
+    if rpc.idempotent and code in policy.RETRYABLE_CODES and attempt < policy.max_attempts:
+        return "retry"
+    return "raise"
+
+
+def failure(rpc: Rpc, err: grpc.RpcError, attempts: int) -> PuddleError:
+    """The error to raise for a final failure of ``rpc``."""
+    mapped = from_rpc_error(err, rpc.method)
+    if isinstance(mapped, PuddleUnavailableError):
+        if rpc.idempotent:
+            mapped.message = f"{mapped.message} (gave up after {attempts} attempts)"
+        else:
+            mapped.message = (
+                f"{mapped.message}; not retried because {rpc.method} changes state: "
+                "check the system's state before trying again"
+            )
+        mapped.args = (mapped.message,)
+    return mapped
+
+
+@dataclass
+class ChannelConfig:
+    """How to open a channel to one backend."""
+
+    target: Target
+    ca_cert: str | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        root = self.ca_cert.encode() if self.ca_cert else None
+        return grpc.ssl_channel_credentials(root_certificates=root)
+
+
+class SyncChannel:
+    """A lazily opened ``grpc.Channel`` with the retrying, re-authenticating call loop."""
+
+    def __init__(self, config: ChannelConfig) -> None:
+        self.config = config
+        self._channel: grpc.Channel | None = None
+        self._stubs: dict[str, Any] = {}
+
+    def _stub(self, service: str) -> Any:
+        if self._channel is None:
+            t = self.config.target
+            self._channel = (
+                grpc.secure_channel(t.authority, self.config.credentials())
+                if t.tls
+                else grpc.insecure_channel(t.authority)
+            )
+        if service not in self._stubs:
+            self._stubs[service] = _STUBS[service](self._channel)
+        return self._stubs[service]
+
+    def call(self, rpc: Rpc, token: Any = None) -> Any:
+        """Make ``rpc``; ``token`` is a callable ``(refresh: bool) -> str`` for authenticated calls."""
+        attempt, relogged, refresh = 0, False, False
+        while True:
+            attempt += 1
+            metadata = ((TOKEN_METADATA_KEY, token(refresh)),) if rpc.authenticated else ()
+            refresh = False
+            try:
+                method = getattr(self._stub(rpc.service), rpc.method)
+                return method(rpc.request, timeout=self.config.timeout_s, metadata=metadata)
+            except grpc.RpcError as err:
+                action = decide(rpc, err.code(), attempt, relogged, self.config.retry)
+                if action == "raise":
+                    raise failure(rpc, err, attempt) from None
+                if action == "relogin":
+                    relogged, refresh, attempt = True, True, 0
+                    log.info("%s: token rejected, logging in again", rpc.method)
+                    continue
+                delay = self.config.retry.backoff(attempt)
+                log.warning("%s failed with %s, retry %d in %.2fs", rpc.method, err.code().name, attempt, delay)
+                time.sleep(delay)
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel, self._stubs = None, {}
+
+
+class AsyncChannel:
+    """The ``grpc.aio`` twin of :class:`SyncChannel`: same decisions, awaited calls and sleeps."""
+
+    def __init__(self, config: ChannelConfig) -> None:
+        self.config = config
+        self._channel: grpc.aio.Channel | None = None
+        self._stubs: dict[str, Any] = {}
+
+    def _stub(self, service: str) -> Any:
+        if self._channel is None:
+            t = self.config.target
+            self._channel = (
+                grpc.aio.secure_channel(t.authority, self.config.credentials())
+                if t.tls
+                else grpc.aio.insecure_channel(t.authority)
+            )
+        if service not in self._stubs:
+            self._stubs[service] = _STUBS[service](self._channel)
+        return self._stubs[service]
+
+    async def call(self, rpc: Rpc, token: Any = None) -> Any:
+        """Async version of :meth:`SyncChannel.call`; ``token`` is an async callable."""
+        attempt, relogged, refresh = 0, False, False
+        while True:
+            attempt += 1
+            metadata = ((TOKEN_METADATA_KEY, await token(refresh)),) if rpc.authenticated else ()
+            refresh = False
+            try:
+                method = getattr(self._stub(rpc.service), rpc.method)
+                return await method(rpc.request, timeout=self.config.timeout_s, metadata=metadata)
+            except grpc.RpcError as err:
+                action = decide(rpc, err.code(), attempt, relogged, self.config.retry)
+                if action == "raise":
+                    raise failure(rpc, err, attempt) from None
+                if action == "relogin":
+                    relogged, refresh, attempt = True, True, 0
+                    log.info("%s: token rejected, logging in again", rpc.method)
+                    continue
+                delay = self.config.retry.backoff(attempt)
+                log.warning("%s failed with %s, retry %d in %.2fs", rpc.method, err.code().name, attempt, delay)
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close(None)
+        self._channel, self._stubs = None, {}

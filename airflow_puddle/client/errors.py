@@ -1,0 +1,92 @@
+"""The Puddle error hierarchy, shared by the client and the emulator.
+
+Each error carries the gRPC status code it travels as. The emulator aborts with
+``error.code``; the client turns an ``RpcError`` back into the same class with
+:func:`from_rpc_error`. That pairing is the only place codes are chosen.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class PuddleError(Exception):
+    """Root of every error this client raises."""
+
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+
+    def __init__(self, message: str = "", *, code: grpc.StatusCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ValidationFailedError(PuddleError, ValueError):
+    """Input fails validation (a bad name, a disk size out of range, ...)."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class PreconditionFailedError(PuddleError):
+    """The operation does not fit the system's current state."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotFoundError(PuddleError, LookupError):
+    """No system (or other object) with that id."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AuthError(PuddleError):
+    """Login failed, or the token was rejected even after a fresh login."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class SystemFailedError(PuddleError):
+    """The system entered the failed state (or the upload failed) while being waited on."""
+
+    code = grpc.StatusCode.ABORTED
+
+
+class PuddleTimeoutError(PuddleError, TimeoutError):
+    """A ``wait_for_*`` call gave up before the system reached its goal."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class PuddleUnavailableError(PuddleError, ConnectionError):
+    """The backend could not be reached, or kept failing transiently."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+_BY_CODE: dict[grpc.StatusCode, type[PuddleError]] = {
+    grpc.StatusCode.FAILED_PRECONDITION: PreconditionFailedError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.UNAUTHENTICATED: AuthError,
+    grpc.StatusCode.PERMISSION_DENIED: AuthError,
+    grpc.StatusCode.UNAVAILABLE: PuddleUnavailableError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: PuddleUnavailableError,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: PuddleUnavailableError,
+}
+
+
+def from_rpc_error(err: grpc.RpcError, method: str = "") -> PuddleError:
+    """Map a failed RPC to the matching :class:`PuddleError` subclass."""
+    code: grpc.StatusCode = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details: str = (err.details() if hasattr(err, "details") else "") or str(code.name)
+    where = f"{method}: " if method else ""
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        field, _, rule = details.partition(": ")
+        return ValidationFailedError(field, rule) if rule else ValidationFailedError("request", details)
+    cls = _BY_CODE.get(code, PuddleError)
+    return cls(f"{where}{details}", code=code)
