@@ -33,6 +33,7 @@ from airflow_puddle.client.errors import (
     SystemFailedError,
 )
 from airflow_puddle.client.models import (
+    CONFIG_UPLOADED,
     CUConsumptionInfo,
     Image,
     InstanceType,
@@ -245,46 +246,30 @@ class _SystemsOps(BaseCloudClient):
         response = yield Rpc("SystemService", "GetCUConsumptionInfo", request, idempotent=True)
         return CUConsumptionInfo(response)
 
-    def _wait(
-        self,
-        system_id: str,
-        target: str,
-        poll_interval_s: float | None,
-        timeout_s: float | None,
-        config_upload: bool = False,
-    ) -> Op[System]:
+    def _wait(self, system_id: str, target: str, poll_interval_s: float | None, timeout_s: float | None) -> Op[System]:
         interval = self.POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s
         limit = self.POLL_TIMEOUT_MINUTES * 60 if timeout_s is None else timeout_s
+        config = target == CONFIG_UPLOADED
         start = time.monotonic()
-        seen: tuple[int, int] | None = None
+        seen: str | None = None
         while True:
             system = yield from self._get(system_id)
             if system is None:
                 raise NotFoundError(f"system {system_id!r} not found while waiting for {target}")
             elapsed = time.monotonic() - start
-            now = (system.status, system.config_status)
-            if now != seen:
-                what = system.config_status_text if config_upload else system.status_text
-                log.info("system %s (%s): %s after %.0fs", system.name, system_id, what, elapsed)
-                seen = now
-            if config_upload:
-                if system.config_status in (System.CONFIG_STATUS_UPLOADED.code, System.CONFIG_STATUS_OK.code):
-                    return system
-                if system.config_status == System.CONFIG_STATUS_FAILED.code:
-                    raise SystemFailedError(f"config.toml upload of system {system.name} ({system_id}) failed")
-            else:
-                verdict = wait_verdict(target, system.status)
-                if verdict == "success":
-                    return system
-                if verdict == "failed":
-                    raise SystemFailedError(
-                        f"system {system.name} ({system_id}) entered {system.status_text} "
-                        f"while waiting for {target}"
-                    )
+            state = system.config_status_text if config else system.status_text
+            if state != seen:
+                log.info("system %s (%s): %s after %.0fs", system.name, system_id, state, elapsed)
+                seen = state
+            verdict = wait_verdict(target, system.status, system.config_status)
+            if verdict == "success":
+                return system
+            if verdict == "failed":
+                what = f"config.toml upload {state}" if config else f"entered {state}"
+                raise SystemFailedError(f"system {system.name} ({system_id}) {what} while waiting for {target}")
             if elapsed >= limit:
                 raise PuddleTimeoutError(
-                    f"system {system.name} ({system_id}) still {system.status_text} "
-                    f"after {elapsed:.0f}s waiting for {target}"
+                    f"system {system.name} ({system_id}) still {state} after {elapsed:.0f}s waiting for {target}"
                 )
             yield Sleep(max(0.0, min(interval, limit - elapsed)))
 
@@ -458,7 +443,7 @@ class SystemsClient(_Sync, _SystemsOps):
         self, system_id: str, *, poll_interval_s: float | None = None, timeout_s: float | None = None
     ) -> System:
         """Wait until the config.toml upload is done; :class:`SystemFailedError` if it fails."""
-        return self._run(self._wait(system_id, "config upload", poll_interval_s, timeout_s, True))
+        return self._run(self._wait(system_id, CONFIG_UPLOADED, poll_interval_s, timeout_s))
 
 
 class AsyncImagesClient(_Async, _ImagesOps):
@@ -584,4 +569,4 @@ class AsyncSystemsClient(_Async, _SystemsOps):
         self, system_id: str, *, poll_interval_s: float | None = None, timeout_s: float | None = None
     ) -> System:
         """Async version of :meth:`SystemsClient.wait_for_config_toml_uploaded`."""
-        return await self._run(self._wait(system_id, "config upload", poll_interval_s, timeout_s, True))
+        return await self._run(self._wait(system_id, CONFIG_UPLOADED, poll_interval_s, timeout_s))

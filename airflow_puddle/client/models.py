@@ -284,28 +284,50 @@ STABLE_SYSTEM_STATUSES: frozenset[int] = frozenset(
     s.code for s in (System.SYSTEM_STATUS_STARTED, System.SYSTEM_STATUS_STOPPED,
                      System.SYSTEM_STATUS_TERMINATED, System.SYSTEM_STATUS_FAILED)
 )
-# Goals a wait can have, by name; one table for the client waits, trigger and sensors.
+# Goals a wait can have, by name; one table for the client waits, triggers, sensors and operators.
 WAIT_TARGETS: dict[str, System.Status] = {
     "started": System.SYSTEM_STATUS_STARTED,
     "stopped": System.SYSTEM_STATUS_STOPPED,
     "terminated": System.SYSTEM_STATUS_TERMINATED,
     "failed": System.SYSTEM_STATUS_FAILED,
 }
+CONFIG_UPLOADED = "config_uploaded"
+"""The wait target for a finished config.toml upload (judged on ``config_status``)."""
+ALL_WAIT_TARGETS: tuple[str, ...] = (*WAIT_TARGETS, CONFIG_UPLOADED)
+
+# Transitional states that end in each goal without another call: what an idempotent
+# operator waits on instead of calling again.
+MOVING_TOWARD: dict[str, frozenset[int]] = {
+    "started": frozenset(s.code for s in (
+        System.SYSTEM_STATUS_INITIALIZING, System.SYSTEM_STATUS_STARTING,
+        System.SYSTEM_STATUS_REBOOTING, System.SYSTEM_STATUS_RESTARTING_DAI)),
+    "stopped": frozenset({System.SYSTEM_STATUS_STOPPING.code}),
+    "terminated": frozenset({System.SYSTEM_STATUS_TERMINATING.code}),
+    "failed": frozenset({System.SYSTEM_STATUS_FAILING.code}),
+}
 
 
-def wait_verdict(target: str, status: int) -> str | None:
-    """Judge one observed ``status`` while waiting for ``target``.
+def wait_verdict(target: str, status: int, config_status: int | None = None) -> str | None:
+    """Judge one observation while waiting for ``target``.
 
     Returns ``"success"`` when the target is reached, ``"failed"`` when it can no
-    longer be reached (the system failed, or was terminated while waiting for
-    anything but termination), or ``None`` to keep waiting.
+    longer be reached (the system failed, was terminated while waiting for anything
+    but termination, or the config upload failed), or ``None`` to keep waiting.
+    ``config_status`` is needed only for :data:`CONFIG_UPLOADED`.
     """
-    goal = WAIT_TARGETS[target].code
-    if status == goal:
+    if target == CONFIG_UPLOADED:
+        if config_status in (System.CONFIG_STATUS_UPLOADED.code, System.CONFIG_STATUS_OK.code):
+            return "success"
+        if config_status == System.CONFIG_STATUS_FAILED.code or status in (
+            System.SYSTEM_STATUS_FAILED.code, System.SYSTEM_STATUS_TERMINATED.code
+        ):
+            return "failed"
+        return None
+    if target not in WAIT_TARGETS:
+        raise ValueError(f"target: must be one of {', '.join(ALL_WAIT_TARGETS)}, got {target!r}")
+    if status == WAIT_TARGETS[target].code:
         return "success"
-    if status == System.SYSTEM_STATUS_FAILED.code:
-        return "failed"
-    if status == System.SYSTEM_STATUS_TERMINATED.code:
+    if status in (System.SYSTEM_STATUS_FAILED.code, System.SYSTEM_STATUS_TERMINATED.code):
         return "failed"
     return None
 
@@ -500,7 +522,8 @@ class LoginUser:
 
 
 __all__ = [
-    "PUBLIC_SYSTEM_FIELDS", "STABLE_SYSTEM_STATUSES", "WAIT_TARGETS", "BaseStatus", "CUConsumptionInfo",
+    "ALL_WAIT_TARGETS", "CONFIG_UPLOADED", "MOVING_TOWARD", "PUBLIC_SYSTEM_FIELDS", "STABLE_SYSTEM_STATUSES",
+    "WAIT_TARGETS", "BaseStatus", "CUConsumptionInfo",
     "DriverlessAIModel", "Image", "InstanceType", "LoginUser", "Snapshot", "System",
     "SystemConsumptionInfo", "Tag", "TagData", "wait_verdict",
 ]

@@ -1,0 +1,109 @@
+"""Auth, token expiry, and transient failures, through both twins over real gRPC."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import pytest
+
+from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client.errors import AuthError, PuddleUnavailableError
+from airflow_puddle.client.models import TagData
+from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+
+DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
+
+
+def test_wrong_secret_is_an_auth_error(make_systems: Any) -> None:
+    systems = make_systems(secret="not-the-secret")
+    with pytest.raises(AuthError, match="invalid API key"):
+        systems.list()
+
+
+def test_expired_token_logs_in_again_once(systems: Any, admin: Any) -> None:
+    systems.list()
+    first = systems.authorizer.token
+    admin.expire_tokens()
+    assert systems.list() == []
+    assert systems.authorizer.token not in (None, first)
+
+
+def test_token_rejected_after_fresh_login_is_an_auth_error(systems: Any, admin: Any) -> None:
+    systems.list()
+    admin.inject_fault("ListSystems", "UNAUTHENTICATED", 2, "token expired")
+    with pytest.raises(AuthError, match="token expired"):
+        systems.list()
+
+
+def test_reads_recover_from_an_unavailable_burst(systems: Any, admin: Any) -> None:
+    system = systems.create("blip", **DAI)
+    admin.inject_fault("GetSystem", "UNAVAILABLE", 3)
+    assert systems.get(system.id).id == system.id
+    admin.inject_fault("ListSystems", "RESOURCE_EXHAUSTED", 2)
+    assert len(systems.list()) == 1
+    admin.inject_fault("GetSystem", "UNAVAILABLE", 2)  # also inside a wait
+    assert systems.wait_for_system_started(system.id).status_text == "Started"
+
+
+def test_reads_give_up_after_the_policy(systems: Any, admin: Any) -> None:
+    admin.inject_fault("ListSystems", "UNAVAILABLE", 10)
+    with pytest.raises(PuddleUnavailableError, match="gave up after 4 attempts"):
+        systems.list()
+
+
+def test_mutations_are_not_retried(systems: Any, admin: Any) -> None:
+    admin.inject_fault("CreateSystem", "UNAVAILABLE", 1)
+    with pytest.raises(PuddleUnavailableError, match="not retried because CreateSystem changes state"):
+        systems.create("once", **DAI)
+    assert systems.find_by_name("once") is None  # the failed call created nothing
+    assert systems.create("once", **DAI).name == "once"  # the next call goes through
+
+
+def test_latency_past_the_deadline_is_retried_for_reads(emulator: Any, admin: Any) -> None:
+    auth = Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY, timeout_s=0.3)
+    systems = SystemsClient(CLOUD_AWS, authorizer=auth)
+    systems.list()
+    admin.set_latency("ListSystems", 1.0)
+    with pytest.raises(PuddleUnavailableError, match="DEADLINE_EXCEEDED|Deadline"):
+        systems.list()
+    admin.set_latency("ListSystems", 0)
+    assert systems.list() == []
+
+
+def test_defaults_from_the_environment(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUDDLE_SERVER_ADDRESS", emulator.address)
+    monkeypatch.setenv("PUDDLE_API_KEY_ID", DEFAULT_API_KEY_ID)
+    monkeypatch.setenv("PUDDLE_API_SECRET_KEY", DEFAULT_API_SECRET_KEY)
+    systems = SystemsClient(CLOUD_AWS)
+    assert systems.server_address == emulator.address and systems.list() == []
+    assert systems.user is not None
+    auth = Authorizer()
+    auth.login()
+    assert auth.token and auth.user is not None
+    auth.logout()
+    assert auth.token is None and auth.user is None
+
+
+def test_missing_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PUDDLE_SERVER_ADDRESS", "PUDDLE_API_KEY_ID", "PUDDLE_API_SECRET_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="server_address: not given and PUDDLE_SERVER_ADDRESS is not set"):
+        SystemsClient(CLOUD_AWS)
+    with pytest.raises(ValueError, match="api_secret_key: not given and PUDDLE_API_SECRET_KEY"):
+        Authorizer("http://127.0.0.1:1", "id")
+
+
+def test_no_secret_in_logs_or_repr(systems: Any, admin: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    system = systems.create("quiet", **DAI)
+    admin.expire_tokens()
+    admin.inject_fault("GetSystem", "UNAVAILABLE", 1)
+    started = systems.wait_for_system_started(system.id)
+    secrets = [DEFAULT_API_SECRET_KEY, started.password, systems.authorizer.token]
+    assert all(secrets)
+    text = caplog.text + repr(systems.authorizer) + repr(started) + str(os.environ.get("X", ""))
+    for secret in secrets:
+        assert secret not in text
+    assert "Started" in caplog.text  # the wait narrates progress

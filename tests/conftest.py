@@ -1,0 +1,164 @@
+"""Shared fixtures: a real emulator on loopback, clients on it, and an admin stub."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+# A fresh Airflow home for the whole session, set before anything imports airflow.
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="puddle-airflow-home-")
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+
+from airflow_puddle._proto.puddle.v2 import admin_service_pb2, admin_service_pb2_grpc  # noqa: E402
+from airflow_puddle.client import (  # noqa: E402
+    CLOUD_AWS,
+    AsyncAuthorizer,
+    AsyncSystemsClient,
+    Authorizer,
+    RetryPolicy,
+    SystemsClient,
+)
+from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY  # noqa: E402
+from airflow_puddle.emulator.server import EmulatorServer  # noqa: E402
+
+STEP_SECONDS = 0.1
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff_s=0.01, max_backoff_s=0.05)
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
+    """A fresh emulator on an ephemeral loopback port, with its own SQLite file."""
+    server = EmulatorServer(
+        port=0,
+        db_path=str(tmp_path / "puddle.sqlite"),
+        api_key_id=DEFAULT_API_KEY_ID,
+        api_secret_key=DEFAULT_API_SECRET_KEY,
+        step_seconds=STEP_SECONDS,
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+class Admin:
+    """The emulator's fault-injection surface, over its admin gRPC service."""
+
+    def __init__(self, address: str) -> None:
+        self._channel = grpc.insecure_channel(address.removeprefix("http://"))
+        self._stub = admin_service_pb2_grpc.EmulatorAdminServiceStub(self._channel)
+
+    def inject_fault(self, method: str, code: str, count: int, message: str = "injected") -> None:
+        self._stub.InjectFault(
+            admin_service_pb2.InjectFaultRequest(method=method, code=code, count=count, message=message)
+        )
+
+    def set_latency(self, method: str, seconds: float) -> None:
+        self._stub.SetLatency(admin_service_pb2.SetLatencyRequest(method=method, seconds=seconds))
+
+    def fail_next_transition(self, system_id: str, config_upload: bool = False) -> None:
+        self._stub.FailNextTransition(
+            admin_service_pb2.FailNextTransitionRequest(system_id=system_id, config_upload=config_upload)
+        )
+
+    def expire_tokens(self) -> None:
+        self._stub.ExpireTokens(admin_service_pb2.ExpireTokensRequest())
+
+    def advance_clock(self, seconds: float) -> None:
+        self._stub.AdvanceClock(admin_service_pb2.AdvanceClockRequest(seconds=seconds))
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+@pytest.fixture
+def admin(emulator: EmulatorServer) -> Iterator[Admin]:
+    client = Admin(emulator.address)
+    yield client
+    client.close()
+
+
+@pytest.fixture(autouse=True)
+def _fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits poll every 50 ms and give up after 30 s, on both twins."""
+    for cls in (SystemsClient, AsyncSystemsClient):
+        monkeypatch.setattr(cls, "POLL_INTERVAL_S", 0.05)
+        monkeypatch.setattr(cls, "POLL_TIMEOUT_MINUTES", 0.5)
+
+
+class _LoopThread:
+    """One event loop on a thread, so sync tests can drive async clients."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        self.loop.close()
+
+
+class Blocking:
+    """Wraps an async client so its coroutine methods can be called like the sync twin's."""
+
+    def __init__(self, client: Any, loop: _LoopThread) -> None:
+        self._client = client
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if inspect.iscoroutinefunction(attr):
+            return lambda *a, **kw: self._loop.run(attr(*a, **kw))
+        return attr
+
+
+@pytest.fixture
+def loop_thread() -> Iterator[_LoopThread]:
+    lt = _LoopThread()
+    yield lt
+    lt.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_systems(emulator: EmulatorServer, flavour: str, loop_thread: _LoopThread) -> Any:
+    """Factory: a SystemsClient (or the async twin behind a blocking wrapper) on the emulator."""
+
+    def make(secret: str = DEFAULT_API_SECRET_KEY, retry: RetryPolicy = FAST_RETRY) -> Any:
+        if flavour == "sync":
+            auth = Authorizer(emulator.address, DEFAULT_API_KEY_ID, secret, retry_policy=retry)
+            return SystemsClient(CLOUD_AWS, authorizer=auth)
+        aauth = AsyncAuthorizer(emulator.address, DEFAULT_API_KEY_ID, secret, retry_policy=retry)
+        return Blocking(AsyncSystemsClient(CLOUD_AWS, authorizer=aauth), loop_thread)
+
+    return make
+
+
+@pytest.fixture
+def systems(make_systems: Any) -> Any:
+    return make_systems()
+
+
+@pytest.fixture
+def wrap(flavour: str, loop_thread: _LoopThread) -> Any:
+    """Turn an async client into a blocking one (identity for sync clients)."""
+    return (lambda c: c) if flavour == "sync" else (lambda c: Blocking(c, loop_thread))
