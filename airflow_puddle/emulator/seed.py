@@ -1,0 +1,105 @@
+"""Seed rows for a fresh emulator database: images, instance types and tags.
+
+:class:`~airflow_puddle.emulator.state.PuddleBackend` inserts these only into
+empty tables, so a database keeps whatever it already holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_puddle.client.clouds import ALL_CLOUDS, CLOUD_AWS, CLOUD_AZURE, CLOUD_GCP
+from airflow_puddle.client.models import Image
+from airflow_puddle.client.products import PRODUCT_DAI, PRODUCT_H2O3
+
+
+@dataclass(frozen=True)
+class SeedImage:
+    """One image row."""
+
+    id: str
+    cloud: str
+    product: str
+    version: str
+    text: str
+    status: int
+
+
+@dataclass(frozen=True)
+class SeedInstanceType:
+    """One instance type row; ``price`` is per hour, ``cu`` the compute units it consumes."""
+
+    id: str
+    cloud: str
+    text: str
+    price: float
+    cu: int
+    gpu_count: int = 0
+    gpu_type: str = ""
+
+
+@dataclass(frozen=True)
+class SeedTag:
+    """One tag definition."""
+
+    id: str
+    label: str
+    default_value: str
+    input_type: str
+    required: bool
+
+
+def _image(cloud: str, product: str, version: str, status: int = Image.IMAGE_STATUS_AVAILABLE.code) -> SeedImage:
+    return SeedImage(
+        id=f"img-{cloud}-{product}-{version}",
+        cloud=cloud,
+        product=product,
+        version=version,
+        text=version,
+        status=status,
+    )
+
+
+IMAGES: tuple[SeedImage, ...] = (
+    *(
+        image
+        for cloud in ALL_CLOUDS
+        for image in (
+            _image(cloud.id, PRODUCT_DAI.id, "1.10.6.2"),
+            _image(cloud.id, PRODUCT_DAI.id, "1.11.1"),
+            _image(cloud.id, PRODUCT_H2O3.id, "3.44.0.3"),
+            _image(cloud.id, PRODUCT_H2O3.id, "3.46.0.6"),
+        )
+    ),
+    # One image still being built: listed, but create rejects it.
+    _image(CLOUD_AWS.id, PRODUCT_DAI.id, "1.11.2", Image.IMAGE_STATUS_BUILDING.code),
+)
+
+
+def _it(
+    cloud: str, text: str, price: float, cu: int, gpu_count: int = 0, gpu_type: str = ""
+) -> SeedInstanceType:
+    slug = text.lower().replace(".", "-").replace("_", "-")
+    return SeedInstanceType(
+        id=f"it-{cloud}-{slug}", cloud=cloud, text=text, price=price, cu=cu,
+        gpu_count=gpu_count, gpu_type=gpu_type,
+    )
+
+
+INSTANCE_TYPES: tuple[SeedInstanceType, ...] = (
+    _it(CLOUD_AWS.id, "m5.2xlarge", 0.384, 4),
+    _it(CLOUD_AWS.id, "r5.4xlarge", 1.008, 8),
+    _it(CLOUD_AWS.id, "p3.2xlarge", 3.06, 16, 1, "V100"),
+    _it(CLOUD_AZURE.id, "Standard_D8s_v3", 0.384, 4),
+    _it(CLOUD_AZURE.id, "Standard_E16s_v3", 1.008, 8),
+    _it(CLOUD_AZURE.id, "Standard_NC6s_v3", 3.06, 16, 1, "V100"),
+    _it(CLOUD_GCP.id, "n1-standard-8", 0.38, 4),
+    _it(CLOUD_GCP.id, "n1-highmem-16", 0.95, 8),
+    _it(CLOUD_GCP.id, "a2-highgpu-1g", 3.67, 16, 1, "A100"),
+)
+
+TAGS: tuple[SeedTag, ...] = (
+    SeedTag("tag-team", "Team", "data-science", "text", required=True),
+    SeedTag("tag-cost-center", "CostCenter", "", "number", required=False),
+    SeedTag("tag-purpose", "Purpose", "", "text", required=False),
+)
