@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -16,8 +18,12 @@ import pytest
 
 # A fresh Airflow home for the whole session, set before anything imports airflow.
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="puddle-airflow-home-")
+atexit.register(shutil.rmtree, _AIRFLOW_HOME, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
+DAGS_FOLDER.mkdir()
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 from airflow_puddle._proto.puddle.v2 import admin_service_pb2, admin_service_pb2_grpc  # noqa: E402
@@ -162,3 +168,51 @@ def systems(make_systems: Any) -> Any:
 def wrap(flavour: str, loop_thread: _LoopThread) -> Any:
     """Turn an async client into a blocking one (identity for sync clients)."""
     return (lambda c: c) if flavour == "sync" else (lambda c: Blocking(c, loop_thread))
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """Migrate the session's Airflow metadata DB once (SQLite in the temporary AIRFLOW_HOME)."""
+    import subprocess
+    import sys
+
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return _AIRFLOW_HOME
+
+
+def connection_json(address: str, secret: str = DEFAULT_API_SECRET_KEY, **extra: Any) -> str:
+    """An ``AIRFLOW_CONN_*`` value for a puddle connection to ``address``."""
+    import json
+
+    host, _, port = address.rpartition(":")
+    return json.dumps({"conn_type": "puddle", "host": host, "port": int(port), "login": DEFAULT_API_KEY_ID,
+                       "password": secret, "extra": {"cloud": "aws", **extra}})
+
+
+@pytest.fixture
+def puddle_conn(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``puddle_default`` pointing at the test's emulator, as an env var the worker and triggerer read."""
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address))
+    return "puddle_default"
+
+
+def load_dag(source: str, file_name: str) -> Any:
+    """Write a DAG file into the session's dags folder and import it; returns its only DAG.
+
+    ``dag.test()`` syncs the dags folder to the metadata DB, so a DAG under test
+    must live there as a file, as it would in a deployment.
+    """
+    import importlib.util
+
+    from airflow.sdk import DAG
+
+    path = DAGS_FOLDER / file_name
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"dagfile_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dags = [v for v in vars(module).values() if isinstance(v, DAG)]
+    assert len(dags) == 1, f"{file_name} defines {len(dags)} DAGs"
+    return dags[0]

@@ -1,0 +1,42 @@
+"""The Puddle connection form: extra fields and relabelling, declared once.
+
+Airflow 3 reads these from the provider info (``conn-fields``, ``ui-field-behaviour``);
+the hook also returns them for Airflow's older form hooks. No Airflow import here,
+so the providers manager can read it cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S
+from airflow_puddle.client.clouds import ALL_CLOUDS
+
+CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "cloud": {
+        "label": "Cloud",
+        "schema": {"type": ["string", "null"], "enum": [None, *[c.id for c in ALL_CLOUDS]], "default": "aws"},
+        "description": "Cloud the systems run on: aws, azure or gcp.",
+    },
+    "ca_cert": {
+        "label": "CA certificate (PEM)",
+        "schema": {"type": ["string", "null"]},
+        "description": "PEM text of a private CA for TLS; leave empty for the system roots.",
+    },
+    "timeout": {
+        "label": "Per-call timeout (seconds)",
+        "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT_S},
+        "description": "Deadline of each gRPC call.",
+    },
+}
+
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": ["schema"],
+    "relabeling": {"login": "API key ID", "password": "API secret key", "host": "Server address"},
+    "placeholders": {
+        "host": "https://puddle.example.com (http://127.0.0.1 for the emulator)",
+        "port": "443 (or part of the address)",
+        "login": "PUDDLE_API_KEY_ID",
+        "password": "PUDDLE_API_SECRET_KEY",
+    },
+}

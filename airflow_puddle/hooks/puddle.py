@@ -1,0 +1,222 @@
+"""PuddleHook: an Airflow connection in, authorized Puddle clients out (sync and async)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow.sdk import BaseHook
+
+from airflow_puddle.client import (
+    AsyncAuthorizer,
+    AsyncSystemsClient,
+    Authorizer,
+    ImagesClient,
+    InstanceTypesClient,
+    SystemsClient,
+    TagsClient,
+)
+from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, Target
+from airflow_puddle.client.clouds import CloudProvider, cloud_by_id
+from airflow_puddle.hooks.form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
+
+class PuddleConnectionError(ValueError):
+    """A Puddle connection field is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class PuddleSettings:
+    """What a ``puddle`` connection says, checked. Secrets are kept out of ``repr``."""
+
+    server_address: str
+    api_key_id: str
+    api_secret_key: str = field(repr=False)
+    cloud: CloudProvider
+    ca_cert: str | None = field(default=None, repr=False)
+    timeout_s: float = DEFAULT_TIMEOUT_S
+
+    @classmethod
+    def from_connection(cls, conn: Connection) -> PuddleSettings:
+        """Read and check a connection; :class:`PuddleConnectionError` names the bad field."""
+        cid = conn.conn_id
+        host = (conn.host or "").strip()
+        if not host:
+            raise PuddleConnectionError(f"connection {cid!r}: host is required (e.g. https://puddle.example.com)")
+        address = host
+        if conn.port:
+            if _has_port(host):
+                raise PuddleConnectionError(f"connection {cid!r}: give the port in host or in port, not both")
+            address = f"{host.rstrip('/')}:{conn.port}"
+        try:
+            Target.parse(address)
+        except ValueError as err:
+            raise PuddleConnectionError(f"connection {cid!r}: host: {str(err).split(': ', 1)[-1]}") from None
+        if not conn.login:
+            raise PuddleConnectionError(f"connection {cid!r}: login (the API key ID) is required")
+        if not conn.password:
+            raise PuddleConnectionError(f"connection {cid!r}: password (the API secret key) is required")
+        extra = _extra(conn)
+        unknown = set(extra) - {"cloud", "ca_cert", "timeout"}
+        if unknown:
+            raise PuddleConnectionError(
+                f"connection {cid!r}: extra: unknown field(s) {sorted(unknown)}; known: cloud, ca_cert, timeout"
+            )
+        try:
+            cloud = cloud_by_id(str(extra.get("cloud") or "aws"))
+        except ValueError as err:
+            raise PuddleConnectionError(f"connection {cid!r}: extra.{err}") from None
+        ca_cert = extra.get("ca_cert") or None
+        if ca_cert is not None and "-----BEGIN CERTIFICATE-----" not in str(ca_cert):
+            raise PuddleConnectionError(
+                f"connection {cid!r}: extra.ca_cert: must be PEM text (-----BEGIN CERTIFICATE-----...), not a path"
+            )
+        timeout = extra.get("timeout", DEFAULT_TIMEOUT_S)
+        try:
+            timeout_s = float(timeout)
+        except (TypeError, ValueError):
+            raise PuddleConnectionError(
+                f"connection {cid!r}: extra.timeout: must be a number of seconds, got {timeout!r}"
+            ) from None
+        if timeout_s <= 0:
+            raise PuddleConnectionError(f"connection {cid!r}: extra.timeout: must be positive, got {timeout_s}")
+        return cls(address, conn.login, conn.password, cloud, str(ca_cert) if ca_cert else None, timeout_s)
+
+    def authorizer(self) -> Authorizer:
+        return Authorizer(self.server_address, self.api_key_id, self.api_secret_key,
+                          ca_cert=self.ca_cert, timeout_s=self.timeout_s)
+
+    def async_authorizer(self) -> AsyncAuthorizer:
+        return AsyncAuthorizer(self.server_address, self.api_key_id, self.api_secret_key,
+                               ca_cert=self.ca_cert, timeout_s=self.timeout_s)
+
+
+def _has_port(host: str) -> bool:
+    try:
+        return urlsplit(host if "://" in host else f"//{host}").port is not None
+    except ValueError:
+        return True
+
+
+def _extra(conn: Connection) -> dict[str, Any]:
+    raw = conn.extra
+    if not raw:
+        return {}
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise PuddleConnectionError(f"connection {conn.conn_id!r}: extra: must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise PuddleConnectionError(f"connection {conn.conn_id!r}: extra: must be a JSON object")
+    return value
+
+
+class PuddleHook(BaseHook):
+    """Authorized Puddle clients for one Airflow connection.
+
+    The sync clients share one channel and one login. The async twins, for
+    triggers, are built from ``await aget_connection(...)`` so no sync lookup
+    runs on the event loop.
+
+    :param puddle_conn_id: The ``puddle`` connection to use.
+    :param cloud: Cloud id overriding the connection's ``cloud`` extra.
+    """
+
+    conn_name_attr = "puddle_conn_id"
+    default_conn_name = "puddle_default"
+    conn_type = "puddle"
+    hook_name = "Puddle"
+
+    def __init__(self, puddle_conn_id: str = default_conn_name, cloud: str | None = None) -> None:
+        super().__init__()
+        self.puddle_conn_id = puddle_conn_id
+        self._cloud = cloud_by_id(cloud) if cloud else None
+
+    # ------------------------------------------------------------------ settings
+
+    @cached_property
+    def settings(self) -> PuddleSettings:
+        """The connection's checked settings (sync lookup: not for triggers)."""
+        return self._with_cloud(PuddleSettings.from_connection(self.get_connection(self.puddle_conn_id)))
+
+    async def asettings(self) -> PuddleSettings:
+        """Async version of :attr:`settings`."""
+        conn = await self.aget_connection(self.puddle_conn_id)
+        return self._with_cloud(PuddleSettings.from_connection(conn))
+
+    def _with_cloud(self, settings: PuddleSettings) -> PuddleSettings:
+        return settings if self._cloud is None else replace(settings, cloud=self._cloud)
+
+    # ------------------------------------------------------------------ sync clients
+
+    @cached_property
+    def authorizer(self) -> Authorizer:
+        """One authorizer (one channel, one login) for every client of this hook."""
+        return self.settings.authorizer()
+
+    def get_systems_client(self) -> SystemsClient:
+        """A :class:`SystemsClient` on the connection's cloud."""
+        return SystemsClient(self.settings.cloud, authorizer=self.authorizer)
+
+    def get_images_client(self) -> ImagesClient:
+        """An :class:`ImagesClient` on the connection's cloud."""
+        return ImagesClient(self.settings.cloud, authorizer=self.authorizer)
+
+    def get_instance_types_client(self) -> InstanceTypesClient:
+        """An :class:`InstanceTypesClient` on the connection's cloud."""
+        return InstanceTypesClient(self.settings.cloud, authorizer=self.authorizer)
+
+    def get_tags_client(self) -> TagsClient:
+        """A :class:`TagsClient`."""
+        return TagsClient(authorizer=self.authorizer)
+
+    # ------------------------------------------------------------------ async clients
+
+    async def aget_systems_client(self) -> AsyncSystemsClient:
+        """Async version of :meth:`get_systems_client`: a fresh async client on its own channel."""
+        settings = await self.asettings()
+        return AsyncSystemsClient(settings.cloud, authorizer=settings.async_authorizer())
+
+    # ------------------------------------------------------------------ Airflow UI
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in and list systems: what the UI's Test button runs."""
+        try:
+            systems = self.get_systems_client()
+            count = len(systems.list())
+            user = systems.user.name if systems.user else "?"
+        except Exception as err:
+            return False, f"{type(err).__name__}: {err}"
+        return True, f"Logged in to {self.settings.server_address} as {user}; {count} system(s) visible"
+
+    def close(self) -> None:
+        """Close the shared channel, if one was opened."""
+        if "authorizer" in self.__dict__:
+            self.authorizer.close()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel and hide the generic connection fields for the Puddle form."""
+        return UI_FIELD_BEHAVIOUR
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the Puddle form (Airflow 2 style; Airflow 3 reads ``conn-fields``)."""
+        try:
+            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+            from flask_babel import lazy_gettext
+            from wtforms import StringField
+        except ImportError:
+            return {}
+        return {
+            name: StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget())
+            for name, spec in CONN_FIELDS.items()
+        }
