@@ -16,12 +16,13 @@ class PuddleSystemLink(BaseOperatorLink):
     """Links a task to the URL of the system it acted on, read from the task's XCom."""
 
     name = "Puddle System"
+    url_key = "puddle_system_url"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
+        return XCom.get_value(ti_key=ti_key, key=self.url_key) or ""
 
     @classmethod
     def persist(cls, context: Any, url: str) -> None:
-        """Store ``url`` where the link (and the Airflow 3 UI) reads it."""
+        """Store the system's ``url`` for :meth:`get_link` (Airflow then keeps the link itself)."""
         if url:
-            context["ti"].xcom_push(key=cls().xcom_key, value=url)
+            context["ti"].xcom_push(key=cls.url_key, value=url)

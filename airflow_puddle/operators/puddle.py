@@ -146,21 +146,23 @@ class PuddleBaseSystemOperator(BaseOperator):
             system = self.client.get(system.id) or system
         return system
 
-    def finish(self, context: Context, system: System, target: str, deadline: float, **resume: Any) -> Any:
-        """Wait for ``target`` (in the worker or the triggerer) and return the system's dict."""
+    def finish(self, context: Context, system: System, target: str, deadline: float, owns: bool = False) -> Any:
+        """Wait for ``target`` (in the worker or the triggerer) and return the system's dict.
+
+        ``owns`` marks a system this try created, for :meth:`on_wait_failure`. A deferred
+        wait carries everything it needs in the trigger and its event, not in ``defer``
+        kwargs, so it resumes the same however the task is run.
+        """
         if not self.wait_for_completion:
             return self.result(context, system.to_dict())
         if self.deferrable:
-            remaining = deadline - time.time()
             self.defer(
                 trigger=PuddleSystemStateTrigger(
                     system_id=system.id, target=target, deadline=deadline, puddle_conn_id=self.puddle_conn_id,
-                    cloud=self.cloud, poll_interval=self.poll_interval,
-                    terminate_on_kill=bool(resume.get("created")) and getattr(self, "terminate_on_failure", False),
+                    cloud=self.cloud, poll_interval=self.poll_interval, owns_system=owns,
                 ),
                 method_name="execute_complete",
-                kwargs=resume or None,
-                timeout=timedelta(seconds=max(1.0, remaining)),
+                timeout=timedelta(seconds=max(1.0, deadline - time.time())),
             )
         waits = {
             "started": self.client.wait_for_system_started,
@@ -174,20 +176,23 @@ class PuddleBaseSystemOperator(BaseOperator):
             done = waits[target](system.id, poll_interval_s=self.poll_interval,
                                  timeout_s=max(0.0, deadline - time.time()))
         except PuddleError as err:
-            return self.on_wait_failure(context, system, err, **resume)
-        return self.result(context, done.to_dict())
+            return self.on_wait_failure(system.id, str(err), owns)
+        return self.after_wait(context, done.to_dict(), target, deadline)
 
-    def on_wait_failure(self, context: Context, system: System, err: PuddleError, **resume: Any) -> Any:
-        """A wait in the worker ended badly; subclasses may clean up first."""
-        raise AirflowException(str(err)) from err
+    def after_wait(self, context: Context, data: dict[str, Any], target: str, deadline: float) -> Any:
+        """The wait for ``target`` succeeded; subclasses may chain another step."""
+        return self.result(context, data)
 
-    def execute_complete(self, context: Context, event: dict[str, Any], **resume: Any) -> Any:
+    def on_wait_failure(self, system_id: str, message: str, owns: bool) -> Any:
+        """A wait ended badly; subclasses may clean up before the task fails."""
+        raise AirflowException(message)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired."""
         if event.get("status") != "success":
-            system = self.client.get(event.get("system_id", "")) if event.get("system_id") else None
-            if system is not None:
-                return self.on_wait_failure(context, system, PuddleError(str(event.get("message"))), **resume)
-        return self.result(context, handle_trigger_event(event))
+            return self.on_wait_failure(str(event.get("system_id")), str(event.get("message")),
+                                        bool(event.get("owns_system")))
+        return self.after_wait(context, handle_trigger_event(event), str(event["target"]), float(event["deadline"]))
 
     def result(self, context: Context, data: dict[str, Any]) -> dict[str, Any]:
         """Publish the system's URL for the link and return the dict for XCom."""
@@ -281,7 +286,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
             if system.status == System.SYSTEM_STATUS_STOPPED.code:
                 system = self.client.start(system.id)
                 self.log.info("Started adopted system %s", system.name)
-            return self.finish(context, system, "started", deadline, created=False)
+            return self.finish(context, system, "started", deadline)
         system = self.client.create(
             self.name, disk_size_gb=self.disk_size_gb, image=self.image_id, product=self.product,
             version=self.version, instance_type_name=self.instance_type_name, idle_interval=self.idle_interval,
@@ -289,12 +294,12 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         )
         self._created_id = system.id
         self.log.info("Created system %s (%s) on %s", system.name, system.id, system.cloud)
-        return self.finish(context, system, "started", deadline, created=True)
+        return self.finish(context, system, "started", deadline, owns=self.terminate_on_failure)
 
-    def on_wait_failure(self, context: Context, system: System, err: PuddleError, **resume: Any) -> Any:
-        if self.terminate_on_failure and resume.get("created"):
-            self._terminate(system.id, f"its wait failed ({err})")
-        raise AirflowException(str(err)) from err
+    def on_wait_failure(self, system_id: str, message: str, owns: bool) -> Any:
+        if owns:
+            self._terminate(system_id, f"its wait failed ({message})")
+        raise AirflowException(message)
 
     def _terminate(self, system_id: str, why: str) -> None:
         try:
@@ -373,26 +378,14 @@ class PuddleUpdateConfigTomlOperator(PuddleBaseSystemOperator):
         system = self.require_system()
         system = self.client.update_config_toml(system.id, self.config_toml)
         self.log.info("Uploading config.toml to system %s", system.name)
-        if not self.wait_for_completion:
-            return self.result(context, system.to_dict())
-        return self.finish(context, system, CONFIG_UPLOADED, deadline, phase="upload", restart_deadline=deadline)
+        return self.finish(context, system, CONFIG_UPLOADED, deadline)
 
-    def execute_complete(self, context: Context, event: dict[str, Any], **resume: Any) -> Any:
-        data = handle_trigger_event(event)
-        if resume.get("phase") == "upload" and self.restart:
-            return self._restart(context, data["id"], float(resume["restart_deadline"]))
-        return self.result(context, data)
-
-    def finish(self, context: Context, system: System, target: str, deadline: float, **resume: Any) -> Any:
-        data = super().finish(context, system, target, deadline, **resume)
-        if target == CONFIG_UPLOADED and self.restart:
-            return self._restart(context, system.id, deadline)
-        return data
-
-    def _restart(self, context: Context, system_id: str, deadline: float) -> Any:
-        system = self.client.restart(system_id)
+    def after_wait(self, context: Context, data: dict[str, Any], target: str, deadline: float) -> Any:
+        if target != CONFIG_UPLOADED or not self.restart:
+            return self.result(context, data)
+        system = self.client.restart(data["id"])
         self.log.info("Restarting system %s to apply the new config.toml", system.name)
-        return super().finish(context, system, "started", deadline, phase="restart")
+        return self.finish(context, system, "started", deadline)
 
 
 class PuddleRefreshIdleTimeoutOperator(PuddleBaseSystemOperator):

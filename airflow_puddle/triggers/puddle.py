@@ -30,8 +30,8 @@ class PuddleSystemStateTrigger(BaseTrigger):
     :param puddle_conn_id: The ``puddle`` connection.
     :param cloud: Cloud id overriding the connection's.
     :param poll_interval: Seconds between polls.
-    :param terminate_on_kill: Terminate the system when a user kills the deferred task
-        (the create operator sets it for a system its own try created).
+    :param owns_system: The waiting task created this system and should clean it up:
+        a user's kill of the deferred task terminates it, and events say so.
     """
 
     def __init__(
@@ -43,7 +43,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
         puddle_conn_id: str = PuddleHook.default_conn_name,
         cloud: str | None = None,
         poll_interval: float = 5.0,
-        terminate_on_kill: bool = False,
+        owns_system: bool = False,
     ) -> None:
         super().__init__()
         if not system_id:
@@ -58,7 +58,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
         self.poll_interval = float(poll_interval)
-        self.terminate_on_kill = terminate_on_kill
+        self.owns_system = owns_system
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -70,14 +70,14 @@ class PuddleSystemStateTrigger(BaseTrigger):
                 "puddle_conn_id": self.puddle_conn_id,
                 "cloud": self.cloud,
                 "poll_interval": self.poll_interval,
-                "terminate_on_kill": self.terminate_on_kill,
+                "owns_system": self.owns_system,
             },
         )
 
     def _event(self, status: str, message: str, system: dict[str, Any] | None = None) -> TriggerEvent:
         return TriggerEvent(
             {"status": status, "target": self.target, "system_id": self.system_id, "system": system,
-             "message": message}
+             "message": message, "deadline": self.deadline, "owns_system": self.owns_system}
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -125,7 +125,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: terminate the system if this wait owns it."""
-        if not self.terminate_on_kill:
+        if not self.owns_system:
             self.log.info("Task killed; Puddle carries on with system %s", self.system_id)
             return
         client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()

@@ -1,0 +1,116 @@
+"""PuddleHook: connection parsing, shared clients, the async path and the Test button."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from airflow.sdk import Connection
+
+from airflow_puddle.client import CLOUD_AZURE, AsyncSystemsClient
+from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+from airflow_puddle.hooks.puddle import PuddleConnectionError, PuddleHook, PuddleSettings
+from tests.conftest import connection_json
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+def conn(**kw: Any) -> Connection:
+    base: dict[str, Any] = {"conn_id": "p", "conn_type": "puddle", "host": "https://puddle.example.com",
+                            "login": "key", "password": "s3cr3t-value"}
+    extra = kw.pop("extra", None)
+    base.update(kw)
+    if extra is not None:
+        base["extra"] = json.dumps(extra) if isinstance(extra, dict) else extra
+    return Connection(**base)
+
+
+@pytest.mark.parametrize(
+    ("fields", "address", "cloud"),
+    [
+        ({}, "https://puddle.example.com", "aws"),
+        ({"host": "http://127.0.0.1", "port": 50051}, "http://127.0.0.1:50051", "aws"),
+        ({"host": "http://127.0.0.1:50051"}, "http://127.0.0.1:50051", "aws"),
+        ({"host": "puddle.example.com", "port": 443, "extra": {"cloud": "gcp"}}, "puddle.example.com:443", "gcp"),
+        ({"extra": {"cloud": "azure", "ca_cert": PEM, "timeout": "12.5"}}, "https://puddle.example.com", "azure"),
+    ],
+)
+def test_settings_from_connection(fields: dict[str, Any], address: str, cloud: str) -> None:
+    settings = PuddleSettings.from_connection(conn(**fields))
+    assert (settings.server_address, settings.cloud.id) == (address, cloud)
+    assert settings.api_key_id == "key" and settings.api_secret_key == "s3cr3t-value"
+    assert "s3cr3t" not in repr(settings) and "MIIB" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"host": ""}, "host is required"),
+        ({"host": "ftp://x", "port": 1}, "host: scheme must be http or https"),
+        ({"host": "http://127.0.0.1"}, "host: a port is required"),
+        ({"host": "http://127.0.0.1:1", "port": 2}, "port in host or in port, not both"),
+        ({"login": None}, "login \\(the API key ID\\) is required"),
+        ({"password": None}, "password \\(the API secret key\\) is required"),
+        ({"extra": "{not json"}, "extra: must be a JSON object"),
+        ({"extra": {"cloud": "ibm"}}, "extra.cloud: must be one of aws, azure, gcp"),
+        ({"extra": {"ca_cert": "/etc/ssl/ca.pem"}}, "extra.ca_cert: must be PEM text"),
+        ({"extra": {"timeout": "soon"}}, "extra.timeout: must be a number of seconds"),
+        ({"extra": {"timeout": 0}}, "extra.timeout: must be positive"),
+        ({"extra": {"region": "eu"}}, "extra: unknown field\\(s\\) \\['region'\\]"),
+    ],
+)
+def test_bad_connection_fields_are_named(fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(PuddleConnectionError, match=message) as info:
+        PuddleSettings.from_connection(conn(**fields))
+    assert "'p'" in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+def test_clients_share_one_login_and_channel(puddle_conn: str, emulator: Any) -> None:
+    hook = PuddleHook()
+    systems, images = hook.get_systems_client(), hook.get_images_client()
+    types, tags = hook.get_instance_types_client(), hook.get_tags_client()
+    assert systems.authorizer is images.authorizer is types.authorizer is tags.authorizer
+    assert systems.list() == [] and images.list_available() and types.list_available() and tags.list()
+    token = systems.authorizer.token
+    assert token and images.authorizer.token == token  # one login served all four
+    hook.close()
+
+
+def test_cloud_override(puddle_conn: str) -> None:
+    assert PuddleHook(cloud="azure").get_systems_client().cloud == CLOUD_AZURE
+    with pytest.raises(ValueError, match="cloud: must be one of"):
+        PuddleHook(cloud="mars")
+
+
+def test_test_connection(puddle_conn: str, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ok, message = PuddleHook().test_connection()
+    assert ok and "as demo" in message and "0 system(s)" in message
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, secret="wrong"))
+    ok, message = PuddleHook().test_connection()
+    assert not ok and message.startswith("AuthError") and "wrong" not in message
+
+
+async def test_async_client_from_async_connection_lookup(puddle_conn: str, emulator: Any) -> None:
+    client = await PuddleHook().aget_systems_client()
+    assert isinstance(client, AsyncSystemsClient)
+    assert await client.list() == []
+    assert client.user is not None and client.authorizer.token
+    await client.authorizer.close()  # type: ignore[attr-defined]
+
+
+def test_provider_info_lists_the_connection_type() -> None:
+    from airflow_puddle import get_provider_info
+
+    info = get_provider_info()
+    (ctype,) = info["connection-types"]
+    assert ctype["connection-type"] == PuddleHook.conn_type == "puddle"
+    assert ctype["hook-class-name"] == "airflow_puddle.hooks.puddle.PuddleHook"
+    assert set(ctype["conn-fields"]) == {"cloud", "ca_cert", "timeout"}
+    assert ctype["ui-field-behaviour"]["relabeling"]["login"] == "API key ID"
+    assert "schema" in PuddleHook.get_ui_field_behaviour()["hidden_fields"]
+    assert info["extra-links"] == ["airflow_puddle.links.puddle.PuddleSystemLink"]
+    for section in ("hooks", "operators", "sensors", "triggers"):
+        for module in info[section][0]["python-modules"]:
+            __import__(module)
+    assert DEFAULT_API_KEY_ID and DEFAULT_API_SECRET_KEY  # the demo pair the README documents
