@@ -10,6 +10,7 @@ twins drive the very same ops with ``grpc.aio`` and ``asyncio.sleep``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -28,12 +29,14 @@ from airflow_puddle.client.auth import AsyncAuthorizer, Authorizer, BaseAuthoriz
 from airflow_puddle.client.clouds import CloudProvider, cloud_by_id
 from airflow_puddle.client.errors import (
     NotFoundError,
+    PreconditionFailedError,
     PuddleError,
     PuddleTimeoutError,
     SystemFailedError,
 )
 from airflow_puddle.client.models import (
     CONFIG_UPLOADED,
+    STABLE_SYSTEM_STATUSES,
     CUConsumptionInfo,
     Image,
     InstanceType,
@@ -246,6 +249,27 @@ class _SystemsOps(BaseCloudClient):
         response = yield Rpc("SystemService", "GetCUConsumptionInfo", request, idempotent=True)
         return CUConsumptionInfo(response)
 
+    def _discard(self, system_id: str, timeout_s: float) -> Op[System | None]:
+        system = yield from self._get(system_id)
+        gone = (System.SYSTEM_STATUS_TERMINATED.code, System.SYSTEM_STATUS_TERMINATING.code)
+        if system is None or system.status in gone:
+            return system
+        if system.status not in STABLE_SYSTEM_STATUSES and system.can_fail:
+            log.info("system %s (%s) is %s: marking it failed so it can be terminated",
+                     system.name, system_id, system.status_text)
+            with contextlib.suppress(PreconditionFailedError):  # it may have settled meanwhile
+                yield from self._mutate("FailSystem", system_id)
+        start = time.monotonic()
+        while system is not None and system.status not in STABLE_SYSTEM_STATUSES:
+            if time.monotonic() - start >= timeout_s:
+                raise PuddleTimeoutError(f"system {system.name} ({system_id}) still {system.status_text} "
+                                         f"after {timeout_s:.0f}s; cannot terminate it yet")
+            yield Sleep(min(self.POLL_INTERVAL_S, timeout_s))
+            system = yield from self._get(system_id)
+        if system is None or system.status == System.SYSTEM_STATUS_TERMINATED.code:
+            return system
+        return (yield from self._mutate("TerminateSystem", system_id))
+
     def _wait(self, system_id: str, target: str, poll_interval_s: float | None, timeout_s: float | None) -> Op[System]:
         interval = self.POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s
         limit = self.POLL_TIMEOUT_MINUTES * 60 if timeout_s is None else timeout_s
@@ -415,6 +439,14 @@ class SystemsClient(_Sync, _SystemsOps):
         """Current CU consumption and availability."""
         return self._run(self._cu_info())
 
+    def discard(self, system_id: str, *, timeout_s: float = 120) -> System | None:
+        """Terminate a system whatever its state, without waiting for the end.
+
+        A system in transition is marked failed first (as an admin would), then
+        terminated once it settles. None if there is no such system.
+        """
+        return self._run(self._discard(system_id, timeout_s))
+
     def wait_for_system_started(
         self, system_id: str, *, poll_interval_s: float | None = None, timeout_s: float | None = None
     ) -> System:
@@ -540,6 +572,10 @@ class AsyncSystemsClient(_Async, _SystemsOps):
     async def get_cu_consumption_info(self) -> CUConsumptionInfo:
         """Async version of :meth:`SystemsClient.get_cu_consumption_info`."""
         return await self._run(self._cu_info())
+
+    async def discard(self, system_id: str, *, timeout_s: float = 120) -> System | None:
+        """Async version of :meth:`SystemsClient.discard`."""
+        return await self._run(self._discard(system_id, timeout_s))
 
     async def wait_for_system_started(
         self, system_id: str, *, poll_interval_s: float | None = None, timeout_s: float | None = None

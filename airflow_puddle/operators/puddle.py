@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.errors import NotFoundError, PreconditionFailedError, PuddleError
+from airflow_puddle.client.errors import PreconditionFailedError, PuddleError
 from airflow_puddle.client.models import (
     CONFIG_UPLOADED,
     MOVING_TOWARD,
@@ -303,9 +303,9 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
 
     def _terminate(self, system_id: str, why: str) -> None:
         try:
-            self.client.terminate(system_id)
-            self.log.warning("Terminated system %s that this task created: %s", system_id, why)
-        except (PreconditionFailedError, NotFoundError) as term_err:
+            self.client.discard(system_id, timeout_s=120)
+            self.log.warning("Terminating system %s that this task created: %s", system_id, why)
+        except PuddleError as term_err:
             self.log.warning("Could not terminate system %s: %s", system_id, term_err)
 
     def on_kill(self) -> None:

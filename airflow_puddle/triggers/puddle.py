@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_puddle.client.errors import PreconditionFailedError, PuddleError, PuddleUnavailableError
+from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
 from airflow_puddle.client.models import ALL_WAIT_TARGETS, CONFIG_UPLOADED, wait_verdict
 from airflow_puddle.hooks.puddle import PuddleHook
 
@@ -130,9 +130,9 @@ class PuddleSystemStateTrigger(BaseTrigger):
             return
         client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
         try:
-            await client.terminate(self.system_id)
+            await client.discard(self.system_id, timeout_s=25)  # Airflow bounds on_kill to 30 s
             self.log.warning("Task killed: terminating system %s that this task created", self.system_id)
-        except PreconditionFailedError as err:
+        except PuddleError as err:
             self.log.warning("Task killed; could not terminate system %s: %s", self.system_id, err)
         finally:
             await client.authorizer.close()  # type: ignore[attr-defined]

@@ -66,7 +66,7 @@ def test_latency_past_the_deadline_is_retried_for_reads(emulator: Any, admin: An
     systems = SystemsClient(CLOUD_AWS, authorizer=auth)
     systems.list()
     admin.set_latency("ListSystems", 1.0)
-    with pytest.raises(PuddleUnavailableError, match="DEADLINE_EXCEEDED|Deadline"):
+    with pytest.raises(PuddleUnavailableError, match=r"DEADLINE_EXCEEDED|Deadline"):
         systems.list()
     admin.set_latency("ListSystems", 0)
     assert systems.list() == []

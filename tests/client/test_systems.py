@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from airflow_puddle.client import (
-    CLOUD_AWS,
     CLOUD_GCP,
     PRODUCT_DAI,
     PRODUCT_H2O3,
@@ -165,9 +164,14 @@ def test_cu_consumption(systems: Any) -> None:
 
 
 def test_cu_capacity_is_respected(systems: Any) -> None:
+    gpu = {**DAI, "instance_type_name": "p3.2xlarge"}
+    first = systems.create("big-0", **gpu)
+    fits = systems.get_cu_consumption_info().available_cu // first.cu
+    for i in range(fits):
+        systems.create(f"big-{i + 1}", **gpu)
+    assert systems.get_cu_consumption_info().available_cu < first.cu
     with pytest.raises(PreconditionFailedError, match="CU"):
-        for i in range(100):
-            systems.create(f"big-{i}", **{**DAI, "instance_type_name": "p3.2xlarge"})
+        systems.create("one-too-many", **gpu)
 
 
 def test_duplicate_name_and_unknown_instance_type(systems: Any) -> None:
