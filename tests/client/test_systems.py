@@ -230,3 +230,13 @@ def test_twins_expose_the_same_api() -> None:
                 assert inspect.signature(s) == inspect.signature(a), name
                 assert inspect.iscoroutinefunction(a) or not inspect.iscoroutinefunction(s), name
     assert SystemsClient.DEFAULT_DISK_SIZE == 256 and SystemsClient.DEFAULT_IDLE_TIMEOUT_MIN == 60
+
+
+def test_discard_terminates_whatever_the_state(systems: Any) -> None:
+    booting = systems.create("discard-me", **DAI)
+    assert systems.get(booting.id).status == System.SYSTEM_STATUS_INITIALIZING.code
+    gone = systems.discard(booting.id, timeout_s=10)  # marked failed first, then terminated
+    assert gone.status == System.SYSTEM_STATUS_TERMINATING.code
+    assert systems.wait_for_system_terminated(booting.id).status_text == "Terminated"
+    assert systems.discard(booting.id).status_text == "Terminated"  # again: nothing to do
+    assert systems.discard("no-such-system") is None
