@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
 
 from airflow_puddle.client import (
     AsyncAuthorizer,
@@ -97,6 +98,15 @@ class PuddleSettings:
                                ca_cert=self.ca_cert, timeout_s=self.timeout_s)
 
 
+@dataclass(frozen=True)
+class SystemCredentials:
+    """How to reach a system's DAI: its URL and login. ``password`` stays out of ``repr``."""
+
+    url: str
+    username: str
+    password: str = field(repr=False)
+
+
 def _has_port(host: str) -> bool:
     try:
         return urlsplit(host if "://" in host else f"//{host}").port is not None
@@ -177,6 +187,15 @@ class PuddleHook(BaseHook):
     def get_tags_client(self) -> TagsClient:
         """A :class:`TagsClient`."""
         return TagsClient(authorizer=self.authorizer)
+
+    def get_system_credentials(self, system_id: str) -> SystemCredentials:
+        """URL and DAI login of a started system, fetched now; the password is masked in task logs."""
+        system = self.get_systems_client().get(system_id)
+        if system is None:
+            raise PuddleConnectionError(f"system_id: no system {system_id!r} on {self.settings.server_address}")
+        if system.password:
+            mask_secret(system.password)
+        return SystemCredentials(system.default_url, system.username, system.password)
 
     # ------------------------------------------------------------------ async clients
 

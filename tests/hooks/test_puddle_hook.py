@@ -114,3 +114,21 @@ def test_provider_info_lists_the_connection_type() -> None:
         for module in info[section][0]["python-modules"]:
             __import__(module)
     assert DEFAULT_API_KEY_ID and DEFAULT_API_SECRET_KEY  # the demo pair the README documents
+
+
+def test_system_credentials_are_fetched_at_run_time_and_masked(puddle_conn: str, emulator: Any) -> None:
+    from airflow.sdk._shared.secrets_masker.secrets_masker import redact
+
+    from airflow_puddle.client.models import TagData
+
+    hook = PuddleHook()
+    systems = hook.get_systems_client()
+    system = systems.create("creds", product="dai", version="1.11.1", instance_type_name="m5.2xlarge",
+                            tags=[TagData("Team", "ml")])
+    started = systems.wait_for_system_started(system.id)
+    creds = hook.get_system_credentials(system.id)
+    assert (creds.url, creds.username, creds.password) == (started.default_url, started.username, started.password)
+    assert creds.password not in repr(creds)
+    assert creds.password not in str(redact(f"logged by mistake: {creds.password}"))
+    with pytest.raises(PuddleConnectionError, match="system_id: no system 'nope'"):
+        hook.get_system_credentials("nope")
