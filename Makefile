@@ -6,7 +6,7 @@ PY := $(BIN)/python
 UV_VERSION := 0.13.9
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv protos protos-check lint test demo emulator pins clean
+.PHONY: venv protos protos-check lint test demo emulator bench pins clean
 
 venv: $(VENV)/.installed
 
@@ -24,7 +24,7 @@ protos-check: venv
 	$(PY) scripts/gen_protos.py --check
 
 lint: venv
-	$(BIN)/ruff check airflow_puddle tests example_dags scripts
+	$(BIN)/ruff check airflow_puddle tests example_dags scripts benchmarks
 	$(BIN)/mypy
 
 test: venv
@@ -32,6 +32,9 @@ test: venv
 
 demo: venv
 	$(PY) scripts/demo.py
+
+bench: venv
+	$(PY) benchmarks/bench_client.py
 
 emulator: venv
 	$(BIN)/puddle-emulator --db .puddle-emulator.sqlite
