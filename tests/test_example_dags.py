@@ -31,6 +31,17 @@ STOPPED = System.SYSTEM_STATUS_STOPPED.code
 TERMINATED = System.SYSTEM_STATUS_TERMINATED.code
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _airflow_logging_configured() -> None:
+    """Import Airflow (which configures logging) before any test body runs.
+
+    Airflow replaces the root logger's handlers when it first configures logging; if
+    that happened inside a test, that test's ``caplog`` would see none of the run's logs
+    and the secret-in-logs check would pass vacuously.
+    """
+    import airflow.sdk  # noqa: F401
+
+
 @pytest.fixture
 def client(emulator: EmulatorServer) -> Iterator[SystemsClient]:
     """A client of our own, to look at (and set up) the emulator's systems from outside Airflow."""

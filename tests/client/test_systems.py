@@ -240,3 +240,56 @@ def test_discard_terminates_whatever_the_state(systems: Any) -> None:
     assert systems.wait_for_system_terminated(booting.id).status_text == "Terminated"
     assert systems.discard(booting.id).status_text == "Terminated"  # again: nothing to do
     assert systems.discard("no-such-system") is None
+
+
+DOCUMENTED_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "System": {
+        "auth_type": str, "can_fail": bool, "can_launch": bool, "cloud": str, "cloud_id": str, "config_status": int,
+        "config_status_text": str, "config_toml": str, "config_toml_status": int, "config_toml_status_text": str,
+        "created": int, "current_session_cost": float, "default_url": str, "disk_size_gb": int, "gpu": bool,
+        "gpu_count": int, "gpu_type": str, "id": str, "idle_timeout": int, "idle_timeout_interval": int,
+        "in_transition": bool, "instance_type": str, "ip_address": str, "models": list, "name": str,
+        "owner_id": str, "owner_name": str, "password": str, "previous_sessions_cost": float, "private_ip": str,
+        "product": str, "product_status": int, "product_status_text": str, "provisioned": bool, "public_ip": str,
+        "snapshots": list, "status": int, "status_text": str, "updated": int, "username": str, "version": str,
+        "vm_status": int, "vm_status_text": str,
+    },
+    "DriverlessAIModel": {
+        "accuracy": int, "created": int, "dataset": str, "description": str, "id": str, "interpretability": int,
+        "progress": float, "score": float, "scorer": str, "status": float, "target": str, "test_score": float,
+        "time": int, "training_duration": float, "updated": int,
+    },
+    "Image": {"id": str, "product": str, "selected_version": str, "status_code": int, "status_text": str,
+              "text": str, "version": str},
+    "InstanceType": {"gpu": bool, "gpu_count": int, "gpu_type": str, "id": str, "price": float, "text": str},
+    "Tag": {"created": int, "default_value": str, "id": str, "input_type": str, "label": str, "required": bool,
+            "status": int, "status_text": str, "updated": int},
+    "CUConsumptionInfo": {"available_cu": int, "consumed_cu": int, "systems_consumption_info": list},
+    "SystemConsumptionInfo": {"cu": int, "system_id": str, "system_name": str},
+}
+
+
+def test_every_documented_property_has_its_documented_type(emulator: Any, wrap: Any, flavour: str) -> None:
+    sync = flavour == "sync"
+    auth = (Authorizer if sync else AsyncAuthorizer)(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY)
+    systems = wrap((SystemsClient if sync else AsyncSystemsClient)(CLOUD_GCP, authorizer=auth))
+    dai = next(i for i in wrap((ImagesClient if sync else AsyncImagesClient)(CLOUD_GCP, authorizer=auth))
+               .list_available() if i.product == "dai" and i.status_text == "Available")
+    gpu = next(t for t in wrap((InstanceTypesClient if sync else AsyncInstanceTypesClient)(CLOUD_GCP, authorizer=auth))
+               .list_available() if t.gpu)
+    system = systems.wait_for_system_started(systems.create("typed", image=dai, instance_type=gpu,
+                                                            tags=[TagData("Team", "ml")]).id)
+    system = systems.get(system.id)
+    cu = systems.get_cu_consumption_info()
+    tag = wrap((TagsClient if sync else AsyncTagsClient)(authorizer=auth)).list()[0]
+    assert system.models, "a started DAI system shows its experiments"
+    objects = {"System": system, "DriverlessAIModel": system.models[0], "Image": dai, "InstanceType": gpu,
+               "Tag": tag, "CUConsumptionInfo": cu, "SystemConsumptionInfo": cu.systems_consumption_info[0]}
+    for cls_name, props in DOCUMENTED_TYPES.items():
+        obj = objects[cls_name]
+        assert type(obj).__name__ == cls_name
+        for prop, expected in props.items():
+            value = getattr(obj, prop)
+            assert isinstance(value, expected) and not (expected is int and isinstance(value, bool)), (
+                f"{cls_name}.{prop} = {value!r} is not {expected}")
+    assert system.gpu and system.gpu_count == gpu.gpu_count and system.gpu_type == gpu.gpu_type
