@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import grpc
@@ -76,13 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--latency", type=_latency, action="append", default=[], metavar="METHOD:SECONDS",
         help="delay every call of METHOD (or *) by SECONDS",
     )
+    p.add_argument("--tls-cert", metavar="PEM_FILE", help="serve TLS with this certificate chain (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM_FILE", help="private key of --tls-cert")
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "INFO"), help="logging level (default INFO)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the emulator until SIGINT or SIGTERM; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
+    tls = (Path(args.tls_cert).read_bytes(), Path(args.tls_key).read_bytes()) if args.tls_cert else None
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     faults = FaultRegistry()
@@ -103,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = EmulatorServer(
         host=args.host, port=args.port, db_path=args.db, api_key_id=args.api_key_id,
         api_secret_key=args.api_secret_key, step_seconds=args.step_seconds,
-        cu_capacity=args.cu_capacity, faults=faults,
+        cu_capacity=args.cu_capacity, faults=faults, tls=tls,
     )
     address = server.start()
     log.info(

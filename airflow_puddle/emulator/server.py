@@ -134,7 +134,9 @@ class EmulatorServer:
         cu_capacity: int = 64,
         faults: FaultRegistry | None = None,
         max_workers: int = 16,
+        tls: tuple[bytes, bytes] | None = None,
     ) -> None:
+        self._tls = tls
         self._host = host
         self._requested_port = port
         self._port: int | None = None
@@ -169,8 +171,9 @@ class EmulatorServer:
 
     @property
     def address(self) -> str:
-        """``http://HOST:PORT`` of the running server."""
-        return _format_address(self._host, self.port)
+        """``http://HOST:PORT`` of the running server (``https://`` when serving TLS)."""
+        address = _format_address(self._host, self.port)
+        return address.replace("http://", "https://", 1) if self._tls else address
 
     def start(self) -> str:
         """Bind, start serving, and return :attr:`address`."""
@@ -188,7 +191,13 @@ class EmulatorServer:
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        port = server.add_insecure_port(f"{self._host}:{self._requested_port}")
+        bind = f"{self._host}:{self._requested_port}"
+        if self._tls:
+            cert_chain, private_key = self._tls
+            credentials = grpc.ssl_server_credentials([(private_key, cert_chain)])
+            port = server.add_secure_port(bind, credentials)
+        else:
+            port = server.add_insecure_port(bind)
         if port == 0:
             raise RuntimeError(f"could not bind {self._host}:{self._requested_port}")
         server.start()
