@@ -20,7 +20,7 @@ from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
 from airflow_puddle.client.models import System, TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
-from tests.conftest import load_dag
+from tests.conftest import Admin, load_dag
 
 pytestmark = pytest.mark.airflow
 
@@ -72,6 +72,12 @@ def deferrals(output: str) -> int:
     return output.count("[DAG TEST] running trigger in line")
 
 
+def status_of(client: SystemsClient, system_id: str) -> int:
+    system = client.get(system_id)
+    assert system is not None, f"system {system_id} not found"
+    return system.status
+
+
 def states(run: Any) -> dict[tuple[str, int], str]:
     return {(ti.task_id, ti.map_index): str(ti.state) for ti in run.get_task_instances()}
 
@@ -82,7 +88,7 @@ def xcoms(run: Any) -> dict[tuple[str, int, str], Any]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        rows = session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id)).all()
+        rows: list[Any] = list(session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id)))
         return {(r.task_id, r.map_index, r.key): XComModel.deserialize_value(r) for r in rows}
 
 
@@ -195,7 +201,8 @@ def test_stop_idle_systems_stops_exactly_the_idle_ones(
     client.wait_for_system_stopped(off, poll_interval_s=0.05, timeout_s=30)
     # The emulator's DAI experiments are all finished (progress 1.0), so no system is
     # spared for a running experiment here; the deadline and filters decide.
-    assert all(m.progress >= 1 for s in systems.values() for m in (client.get(s.id).models or []))
+    models = [m for s in systems.values() for m in (getattr(client.get(s.id), "models", None) or [])]
+    assert models and all(m.progress >= 1 for m in models)
     caplog.set_level(logging.DEBUG)
     dag = load_example("puddle_stop_idle_systems", mode, monkeypatch)
 
@@ -219,7 +226,7 @@ def test_stop_idle_systems_stops_exactly_the_idle_ones(
     assert {s["id"] for s in result["stopped"]} == idle
     assert {s["name"] for s in result["spared"]} == spared.keys()
 
-    now = {s.name: client.get(s.id).status for s in systems.values()}
+    now = {s.name: status_of(client, s.id) for s in systems.values()}
     assert now == {"nightly-a": STOPPED, "nightly-b": STOPPED, "nightly-busy": STARTED, "adhoc-c": STARTED,
                    "nightly-ops": STARTED, "nightly-off": STOPPED}
 
@@ -242,4 +249,24 @@ def test_stop_idle_systems_with_nothing_idle_skips_the_stops(
     result = xcoms(run)[("report", -1, "return_value")]
     assert result["stopped"] == []
     assert [s["name"] for s in result["spared"]] == ["busy-a"]
-    assert client.get(systems["busy-a"].id).status == STARTED
+    assert status_of(client, systems["busy-a"].id) == STARTED
+
+
+def test_stop_idle_systems_report_fails_the_run_when_a_stop_fails(
+    emulator: EmulatorServer, admin: Admin, puddle_conn: str, airflow_db: str, client: SystemsClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    systems = make_started(client, [("idle-ok", 60, "ds"), ("idle-bad", 60, "ds")])
+    admin.fail_next_transition(systems["idle-bad"].id)  # its stop ends in Failed
+    dag = load_example("puddle_stop_idle_systems", "deferrable", monkeypatch)
+
+    run = dag.test(run_conf={"idle_margin_minutes": 120})
+
+    got = states(run)
+    mapped = {i: s for (task, i), s in got.items() if task == "stop_idle_system"}
+    assert sorted(mapped.values()) == ["failed", "success"]
+    # The report still runs, and fails so that the run does not look successful.
+    assert got[("report", -1)] == "failed"
+    assert str(run.state) == "failed"
+    assert status_of(client, systems["idle-ok"].id) == STOPPED
+    assert status_of(client, systems["idle-bad"].id) == System.SYSTEM_STATUS_FAILED.code

@@ -23,6 +23,5 @@ class PuddleSystemLink(BaseOperatorLink):
 
     @classmethod
     def persist(cls, context: Any, url: str) -> None:
-        """Store the system's ``url`` for :meth:`get_link` (Airflow then keeps the link itself)."""
-        if url:
-            context["ti"].xcom_push(key=cls.url_key, value=url)
+        """Store the system's ``url`` (maybe empty, while it boots) for :meth:`get_link`."""
+        context["ti"].xcom_push(key=cls.url_key, value=url)

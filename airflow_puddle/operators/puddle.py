@@ -156,6 +156,8 @@ class PuddleBaseSystemOperator(BaseOperator):
         if not self.wait_for_completion:
             return self.result(context, system.to_dict())
         if self.deferrable:
+            # Airflow resolves the extra link when a task defers: give it a value meanwhile.
+            PuddleSystemLink.persist(context, system.default_url)
             self.defer(
                 trigger=PuddleSystemStateTrigger(
                     system_id=system.id, target=target, deadline=deadline, puddle_conn_id=self.puddle_conn_id,
