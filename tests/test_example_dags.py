@@ -178,7 +178,9 @@ def test_train_pipeline_teardown_terminates_after_failed_training(
 def make_started(client: SystemsClient, specs: list[tuple[str, int, str]]) -> dict[str, System]:
     """Create (name, idle_interval minutes, Team tag) systems and wait until all are started."""
     made = [client.create(name, product="dai", version="1.11.1", instance_type_name="m5.2xlarge",
-                          idle_interval=idle, tags=[TagData("Team", team)]) for name, idle, team in specs]
+                          idle_interval=idle, tags=[TagData("Team", team.split("+")[0])]
+                          + ([TagData("Purpose", "training")] if team.endswith("+training") else []))
+            for name, idle, team in specs]
     return {s.name: client.wait_for_system_started(s.id, poll_interval_s=0.05, timeout_s=30) for s in made}
 
 
@@ -195,14 +197,14 @@ def test_stop_idle_systems_stops_exactly_the_idle_ones(
         ("adhoc-c", 60, "ds"),          # idle but the prefix does not match: spared
         ("nightly-ops", 60, "ops"),     # idle but the tag does not match: spared
         ("nightly-off", 60, "ds"),      # stopped already: not considered
+        ("nightly-train", 60, "ds+training"),  # idle deadline near, but an experiment runs: spared
     ])
     off = systems["nightly-off"].id
     client.stop(off)
     client.wait_for_system_stopped(off, poll_interval_s=0.05, timeout_s=30)
-    # The emulator's DAI experiments are all finished (progress 1.0), so no system is
-    # spared for a running experiment here; the deadline and filters decide.
-    models = [m for s in systems.values() for m in (getattr(client.get(s.id), "models", None) or [])]
-    assert models and all(m.progress >= 1 for m in models)
+    # The emulator keeps one experiment running on a system tagged Purpose=training.
+    running = {s.name for s in systems.values() if any(m.progress < 1 for m in client.get(s.id).models or [])}
+    assert running == {"nightly-train"}
     caplog.set_level(logging.DEBUG)
     dag = load_example("puddle_stop_idle_systems", mode, monkeypatch)
 
@@ -216,7 +218,8 @@ def test_stop_idle_systems_stops_exactly_the_idle_ones(
     pushed = xcoms(run)
     assert set(pushed[("find_idle_systems", -1, "return_value")]) == idle
     spared = {s["name"]: s["reason"] for s in pushed[("find_idle_systems", -1, "spared")]}
-    assert spared.keys() == {"nightly-busy", "adhoc-c", "nightly-ops"}
+    assert spared.keys() == {"nightly-busy", "adhoc-c", "nightly-ops", "nightly-train"}
+    assert "still running" in spared["nightly-train"]
     assert "margin" in spared["nightly-busy"]
     assert "nightly-" in spared["adhoc-c"]
     assert "Team=ds" in spared["nightly-ops"]
@@ -228,7 +231,7 @@ def test_stop_idle_systems_stops_exactly_the_idle_ones(
 
     now = {s.name: status_of(client, s.id) for s in systems.values()}
     assert now == {"nightly-a": STOPPED, "nightly-b": STOPPED, "nightly-busy": STARTED, "adhoc-c": STARTED,
-                   "nightly-ops": STARTED, "nightly-off": STOPPED}
+                   "nightly-ops": STARTED, "nightly-off": STOPPED, "nightly-train": STARTED}
 
 
 def test_stop_idle_systems_with_nothing_idle_skips_the_stops(

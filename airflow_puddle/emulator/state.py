@@ -889,11 +889,16 @@ _FAKE_EXPERIMENTS = (
 
 
 def _dai_models(s: dict[str, Any]) -> list[system_service_pb2.DAIModel]:
-    """A started DAI system's experiments: fixed fakes, derived from the system id."""
+    """A started DAI system's experiments: fixed fakes, derived from the system id.
+
+    On a system tagged ``Purpose=training`` the last experiment is still running (progress 0.5).
+    """
     if s["product"] != PRODUCT_DAI.id or s["status"] != _S.SYSTEM_STATUS_STARTED.code:
         return []
+    training = ["Purpose", "training"] in json.loads(s["tags"])
     models = []
     for n, (description, dataset, target, scorer) in enumerate(_FAKE_EXPERIMENTS):
+        running = training and n == len(_FAKE_EXPERIMENTS) - 1
         digest = hashlib.sha256(f"{s['id']}/{n}".encode()).digest()
         score = 0.7 + digest[0] / 1000
         created = int(s["created"]) + 600 * (n + 1)
@@ -901,7 +906,7 @@ def _dai_models(s: dict[str, Any]) -> list[system_service_pb2.DAIModel]:
             system_service_pb2.DAIModel(
                 id=str(uuid.UUID(bytes=digest[:16])), description=description, dataset=dataset,
                 target=target, scorer=scorer, accuracy=7, time=3 + n, interpretability=6,
-                progress=1.0, status=0.0, score=score, test_score=score - 0.01,
+                progress=0.5 if running else 1.0, status=0.0, score=score, test_score=score - 0.01,
                 training_duration=300.0 + digest[1], created=created, updated=created + 300,
             )
         )
