@@ -139,3 +139,17 @@ async def test_on_kill_terminates_only_an_owned_system(puddle_conn: str, client:
     await trigger(theirs.id, "stopped").on_kill()
     assert client.get(mine.id).status in (System.SYSTEM_STATUS_TERMINATING.code, System.SYSTEM_STATUS_TERMINATED.code)
     assert client.get(theirs.id).status == System.SYSTEM_STATUS_STARTED.code
+
+
+async def test_restarted_triggerer_resumes_the_same_deadline(puddle_conn: str, client: SystemsClient) -> None:
+    system = client.wait_for_system_started(client.create("trig-resume", **DAI).id)
+    first = trigger(system.id, "stopped", seconds=1.5)
+    with pytest.raises(asyncio.TimeoutError):  # the first triggerer polls a while, then dies
+        await asyncio.wait_for(first.run().__anext__(), 1.0)
+    classpath, kwargs = first.serialize()
+    module, _, name = classpath.rpartition(".")
+    resumed = getattr(importlib.import_module(module), name)(**kwargs)  # what a new triggerer builds
+    started = time.monotonic()
+    event = await first_event(resumed)
+    assert event["status"] == "timeout"
+    assert time.monotonic() - started < 1.0  # only what was left of 1.5 s, not a fresh 1.5 s
