@@ -124,15 +124,31 @@ class PuddleSystemStateTrigger(BaseTrigger):
             await client.authorizer.close()  # type: ignore[attr-defined]
 
     async def on_kill(self) -> None:
-        """A user killed the deferred task: terminate the system if this wait owns it."""
+        """A user killed the deferred task: terminate the system if this wait owns it.
+
+        Airflow 3.3.2 re-sends the user-action cancel on every triggerer loop (about 1 s)
+        until the trigger ends, which would cancel a longer ``on_kill``. So the termination
+        runs as its own task on the triggerer's loop and is only awaited here, shielded.
+        """
         if not self.owns_system:
             self.log.info("Task killed; Puddle carries on with system %s", self.system_id)
             return
+        task = asyncio.create_task(self._discard(), name=f"puddle-discard-{self.system_id}")
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+        await asyncio.shield(task)
+
+    async def _discard(self) -> None:
         client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
         try:
-            await client.discard(self.system_id, timeout_s=25)  # Airflow bounds on_kill to 30 s
             self.log.warning("Task killed: terminating system %s that this task created", self.system_id)
+            await client.discard(self.system_id, timeout_s=120)
+            self.log.warning("Task killed: system %s is terminating", self.system_id)
         except PuddleError as err:
             self.log.warning("Task killed; could not terminate system %s: %s", self.system_id, err)
         finally:
             await client.authorizer.close()  # type: ignore[attr-defined]
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()
+"""Terminations started by :meth:`PuddleSystemStateTrigger.on_kill`, kept referenced until they end."""

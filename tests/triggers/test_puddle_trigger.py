@@ -153,3 +153,15 @@ async def test_restarted_triggerer_resumes_the_same_deadline(puddle_conn: str, c
     event = await first_event(resumed)
     assert event["status"] == "timeout"
     assert time.monotonic() - started < 1.0  # only what was left of 1.5 s, not a fresh 1.5 s
+
+
+async def test_on_kill_survives_airflows_repeated_cancel(puddle_conn: str, client: SystemsClient) -> None:
+    # Airflow 3.3.2 cancels a killed trigger again about every second while on_kill runs.
+    booting = client.create("trig-cancelled", **DAI)  # must be failed first: takes a transition step
+    kill = asyncio.ensure_future(trigger(booting.id, "started", owns_system=True).on_kill())
+    await asyncio.sleep(0.02)
+    kill.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await kill
+    final = await asyncio.to_thread(client.wait_for_system_terminated, booting.id)
+    assert final.status_text == "Terminated"
