@@ -85,6 +85,10 @@ terminate_again = PuddleTerminateSystemOperator(task_id="terminate_again", syste
     assert final.password and final.password not in json.dumps([v for _, _, v in values], default=str)
     urls = {v for _, k, v in values if k == "puddle_system_url"}
     assert urls == {final.default_url}
+    # Airflow calls PuddleSystemLink.get_link when a task ends and keeps the result for the UI.
+    links = {t: v for t, k, v in values if k == "_link_PuddleSystemLink"}
+    assert links.pop("terminate_again") == ""  # the system was gone: nothing to link to
+    assert set(links.values()) == {final.default_url}, links
 
 
 def test_create_run_twice_leaves_one_system(puddle_conn: str, client: SystemsClient, deferrable: bool) -> None:
