@@ -22,6 +22,7 @@ from airflow_puddle.client.models import (
     CONFIG_UPLOADED,
     MOVING_TOWARD,
     STABLE_SYSTEM_STATUSES,
+    WAIT_TARGETS,
     System,
     TagData,
 )
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 
 DEFAULT_POLL_INTERVAL = 5.0
 DEFAULT_TIMEOUT = timedelta(minutes=20)
-_STATUS = {s.code: s for s in System.ALL_STATES}
 
 
 def handle_trigger_event(event: dict[str, Any]) -> dict[str, Any]:
@@ -207,12 +207,12 @@ class PuddleBaseSystemOperator(BaseOperator):
         self._check_target()
         deadline = time.time() + self.timeout_s
         system = self.require_system()
-        if system.status == _code(target):
+        if system.status == WAIT_TARGETS[target].code:
             self.log.info("System %s is already %s; nothing to do", system.name, system.status_text)
             return self.result(context, system.to_dict())
         if system.status not in MOVING_TOWARD[target]:
             system = self.settle(system, deadline)
-            if system.status == _code(target):
+            if system.status == WAIT_TARGETS[target].code:
                 return self.result(context, system.to_dict())
             try:
                 system = getattr(self.client, action)(system.id)
@@ -225,11 +225,6 @@ class PuddleBaseSystemOperator(BaseOperator):
 
     def on_kill(self) -> None:
         self.log.info("Task killed; Puddle carries on with the operation on %s", self._what())
-
-
-def _code(target: str) -> int:
-    return {"started": System.SYSTEM_STATUS_STARTED, "stopped": System.SYSTEM_STATUS_STOPPED,
-            "terminated": System.SYSTEM_STATUS_TERMINATED, "failed": System.SYSTEM_STATUS_FAILED}[target].code
 
 
 class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
@@ -284,7 +279,8 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         if existing is not None:
             self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
                           existing.status_text)
-            system = self.settle(existing, deadline) if existing.status_text == "Stopping" else existing
+            stopping = existing.status in MOVING_TOWARD["stopped"]
+            system = self.settle(existing, deadline) if stopping else existing
             if system.status == System.SYSTEM_STATUS_STOPPED.code:
                 system = self.client.start(system.id)
                 self.log.info("Started adopted system %s", system.name)
