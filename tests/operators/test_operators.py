@@ -155,3 +155,23 @@ def test_target_must_be_given_once() -> None:
         PuddleStopSystemOperator(task_id="t2", system_id="a", poll_interval=0)
     with pytest.raises(ValueError, match="timeout: must be positive"):
         PuddleStopSystemOperator(task_id="t3", system_id="a", timeout=0)
+
+
+def test_execution_timeout_kills_the_create_and_cleans_up(
+    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Airflow calls on_kill when execution_timeout fires; the wait runs in the worker here.
+    with EmulatorServer(port=0, db_path=str(tmp_path / "slow.sqlite"), step_seconds=2) as slow:
+        monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(slow.address))
+        _, states = run_dag("exec_timeout", False, """
+PuddleCreateSystemOperator(task_id="create", name="killed", terminate_on_failure=True,
+                           execution_timeout=timedelta(seconds=1), **CREATE, **COMMON)
+PuddleCreateSystemOperator(task_id="adopter", name="not-mine", execution_timeout=timedelta(seconds=1),
+                           **CREATE, **COMMON)
+""")
+        assert states == {"create": "failed", "adopter": "failed"}
+        client = SystemsClient(CLOUD_AWS, authorizer=Authorizer(slow.address, DEFAULT_API_KEY_ID,
+                                                                 DEFAULT_API_SECRET_KEY))
+        by_name = {s.name: s.status_text for s in client.list()}
+        assert by_name.get("killed", "gone") in ("Terminating", "gone"), by_name
+        assert by_name["not-mine"] == "Initializing"  # no terminate_on_failure: the kill leaves it be
