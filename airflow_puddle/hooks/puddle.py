@@ -22,7 +22,7 @@ from airflow_puddle.client import (
 )
 from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, Target
 from airflow_puddle.client.clouds import CloudProvider, cloud_by_id
-from airflow_puddle.hooks.form import CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_puddle.hooks.form import UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -223,19 +223,5 @@ class PuddleHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Relabel and hide the generic connection fields for the Puddle form."""
+        """Relabel and hide the generic connection fields (Airflow 3 reads the provider info's copy)."""
         return UI_FIELD_BEHAVIOUR
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the Puddle form (Airflow 2 style; Airflow 3 reads ``conn-fields``)."""
-        try:
-            from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-            from flask_babel import lazy_gettext
-            from wtforms import StringField
-        except ImportError:
-            return {}
-        return {
-            name: StringField(lazy_gettext(spec["label"]), widget=BS3TextFieldWidget())
-            for name, spec in CONN_FIELDS.items()
-        }
