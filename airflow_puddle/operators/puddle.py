@@ -202,11 +202,14 @@ class PuddleBaseSystemOperator(BaseOperator):
         self.log.info("System %s (%s) is %s", data.get("name"), data.get("id"), data.get("status_text"))
         return data
 
-    def reach(self, context: Context, target: str, action: str) -> Any:
-        """Idempotently bring the targeted system to ``target`` by calling ``action`` if needed."""
+    def reach(self, context: Context, target: str, action: str, system: System | None = None) -> Any:
+        """Idempotently bring the targeted system to ``target`` by calling ``action`` if needed.
+
+        ``system`` is the targeted system when the caller has already fetched it.
+        """
         self._check_target()
         deadline = time.time() + self.timeout_s
-        system = self.require_system()
+        system = system or self.require_system()
         if system.status == WAIT_TARGETS[target].code:
             self.log.info("System %s is already %s; nothing to do", system.name, system.status_text)
             return self.result(context, system.to_dict())
@@ -332,10 +335,11 @@ class PuddleTerminateSystemOperator(PuddleBaseSystemOperator):
 
     def execute(self, context: Context) -> Any:
         self._check_target()
-        if self.find_system() is None:
+        system = self.find_system()
+        if system is None:
             self.log.info("%s does not exist (or is already terminated); nothing to do", self._what().capitalize())
             return None
-        return self.reach(context, "terminated", "terminate")
+        return self.reach(context, "terminated", "terminate", system)
 
 
 class PuddleRestartSystemOperator(PuddleBaseSystemOperator):
