@@ -25,14 +25,14 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2_grpc,
     tag_service_pb2_grpc,
 )
-from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError, from_rpc_error
+from airflow_puddle.client.errors import TRANSIENT_CODES, PuddleError, PuddleUnavailableError, from_rpc_error
+from airflow_puddle.domain.wire import TOKEN_METADATA_KEY
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
 log = logging.getLogger("airflow_puddle.client")
 
-TOKEN_METADATA_KEY = "x-puddle-token"
 DEFAULT_TIMEOUT_S = 30.0
 
 _STUBS: dict[str, Any] = {
@@ -98,9 +98,7 @@ class RetryPolicy:
     multiplier: float = 2.0
     jitter: float = 0.25
 
-    RETRYABLE_CODES = frozenset(
-        {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
-    )
+    RETRYABLE_CODES = TRANSIENT_CODES
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -69,14 +69,22 @@ class PuddleUnavailableError(PuddleError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+TRANSIENT_CODES: frozenset[grpc.StatusCode] = frozenset({
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # A CANCELLED that reaches the client came from the server side (a server shutting
+    # down, a dropped stream): a call the client cancels raises no RpcError here.
+    grpc.StatusCode.CANCELLED,
+})
+"""Codes worth asking again: a read retries them, a wait polls on through them until its deadline."""
+
 _BY_CODE: dict[grpc.StatusCode, type[PuddleError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: PreconditionFailedError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.UNAUTHENTICATED: AuthError,
     grpc.StatusCode.PERMISSION_DENIED: AuthError,
-    grpc.StatusCode.UNAVAILABLE: PuddleUnavailableError,
-    grpc.StatusCode.DEADLINE_EXCEEDED: PuddleUnavailableError,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: PuddleUnavailableError,
+    **{code: PuddleUnavailableError for code in TRANSIENT_CODES},
 }
 
 

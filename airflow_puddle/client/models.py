@@ -1,9 +1,9 @@
-"""Models the clients return, and the status tables every layer shares.
+"""Models the clients return.
 
 Each model wraps the message the backend sent and exposes the documented
-properties. The status tables (codes, texts, which states are stable) live
-here once; the emulator, the client waits, the trigger and the sensors import
-them from here.
+properties. The status constants are inherited from the tables in
+:mod:`airflow_puddle.domain.statuses`; what the states mean for a wait lives in
+:mod:`airflow_puddle.domain.lifecycle`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,20 @@ from typing import Any, Generic, TypeVar, overload
 
 from airflow_puddle._proto.puddle.v2 import (
     auth_service_pb2,
-    common_pb2,
     image_service_pb2,
     instance_type_service_pb2,
     system_service_pb2,
     tag_service_pb2,
+)
+from airflow_puddle.domain.statuses import (
+    BaseStatus,
+    ImageStatuses,
+    SystemStatuses,
+    TagStatuses,
+    config_status_text,
+    image_status_text,
+    status_of,
+    system_status_text,
 )
 
 T = TypeVar("T")
@@ -42,129 +51,16 @@ class _Field(Generic[T]):
         return getattr(obj._pb, self.field)  # type: ignore[attr-defined]
 
 
-class BaseStatus:
-    """A status: a numeric ``code`` and a human readable ``text``."""
-
-    def __init__(self, code: int, text: str) -> None:
-        self._code = code
-        self._text = text
-
-    @property
-    def code(self) -> int:
-        """Code of this status."""
-        return self._code
-
-    @property
-    def text(self) -> str:
-        """Human readable text/description of this status."""
-        return self._text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BaseStatus) and type(other) is type(self) and other.code == self.code
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, self._code))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__qualname__}({self._code}, {self._text!r})"
-
-
-_S = TypeVar("_S", bound=BaseStatus)
-
-
-def _table(cls: type[_S], pairs: list[tuple[int, str]]) -> list[_S]:
-    return [cls(code, text) for code, text in pairs]
-
-
-def _lookup(states: list[_S], code: int, default: _S) -> _S:
-    for state in states:
-        if state.code == code:
-            return state
-    return default
-
-
 # --------------------------------------------------------------------------- System
 
 
-class System:
-    """A system in Puddle: a cloud VM running one product."""
+class System(SystemStatuses):
+    """A system in Puddle: a cloud VM running one product.
 
-    class Status(BaseStatus):
-        """Represents status of a system."""
-
-    class VmStatus(BaseStatus):
-        """Represents status of a virtual machine."""
-
-    class ProductStatus(BaseStatus):
-        """Represents status of a product."""
-
-    class ConfigTomlStatus(BaseStatus):
-        """Represents state of config.toml update process."""
-
-    SYSTEM_STATUS_UNKNOWN, SYSTEM_STATUS_STARTED, SYSTEM_STATUS_STOPPED, SYSTEM_STATUS_FAILED, \
-        SYSTEM_STATUS_TERMINATED, SYSTEM_STATUS_INITIALIZING, SYSTEM_STATUS_STARTING, \
-        SYSTEM_STATUS_STOPPING, SYSTEM_STATUS_TERMINATING, SYSTEM_STATUS_FAILING, \
-        SYSTEM_STATUS_REBOOTING, SYSTEM_STATUS_RESTARTING_DAI, SYSTEM_STATUS_SCALING, \
-        SYSTEM_STATUS_SNAPSHOTTING = ALL_STATES = _table(Status, [
-            (common_pb2.SYSTEM_STATUS_UNKNOWN, "Unknown"),
-            (common_pb2.SYSTEM_STATUS_STARTED, "Started"),
-            (common_pb2.SYSTEM_STATUS_STOPPED, "Stopped"),
-            (common_pb2.SYSTEM_STATUS_FAILED, "Failed"),
-            (common_pb2.SYSTEM_STATUS_TERMINATED, "Terminated"),
-            (common_pb2.SYSTEM_STATUS_INITIALIZING, "Initializing"),
-            (common_pb2.SYSTEM_STATUS_STARTING, "Starting"),
-            (common_pb2.SYSTEM_STATUS_STOPPING, "Stopping"),
-            (common_pb2.SYSTEM_STATUS_TERMINATING, "Terminating"),
-            (common_pb2.SYSTEM_STATUS_FAILING, "Failing"),
-            (common_pb2.SYSTEM_STATUS_REBOOTING, "Rebooting"),
-            (common_pb2.SYSTEM_STATUS_RESTARTING_DAI, "Restarting Driverless AI"),
-            (common_pb2.SYSTEM_STATUS_SCALING, "Scaling"),
-            (common_pb2.SYSTEM_STATUS_SNAPSHOTTING, "Snapshotting"),
-        ])
-
-    # The backend never sends this one: it stands for a VM code this client does not know.
-    VM_STATUS_INVALID_VALUE_FROM_BACKEND = VmStatus(-1, "Invalid value from backend")
-    VM_STATUS_UNKNOWN, VM_STATUS_WAITING, VM_STATUS_PROVISIONING, VM_STATUS_RUNNING, \
-        VM_STATUS_STARTING, VM_STATUS_DEALLOCATING, VM_STATUS_DEALLOCATED, VM_STATUS_TERMINATING, \
-        VM_STATUS_TERMINATED, VM_STATUS_WAITING_FOR_SOURCE_SNAPSHOT = _vm = _table(VmStatus, [
-            (common_pb2.VM_STATUS_UNKNOWN, "Unknown"),
-            (common_pb2.VM_STATUS_WAITING, "Waiting"),
-            (common_pb2.VM_STATUS_PROVISIONING, "Provisioning"),
-            (common_pb2.VM_STATUS_RUNNING, "Running"),
-            (common_pb2.VM_STATUS_STARTING, "Starting"),
-            (common_pb2.VM_STATUS_DEALLOCATING, "Deallocating"),
-            (common_pb2.VM_STATUS_DEALLOCATED, "Deallocated"),
-            (common_pb2.VM_STATUS_TERMINATING, "Terminating"),
-            (common_pb2.VM_STATUS_TERMINATED, "Terminated"),
-            (common_pb2.VM_STATUS_WAITING_FOR_SOURCE_SNAPSHOT, "Waiting for source snapshot"),
-        ])
-    ALL_VM_STATES = [*_vm, VM_STATUS_INVALID_VALUE_FROM_BACKEND]
-
-    PRODUCT_STATUS_UNKNOWN, PRODUCT_STATUS_WAITING_FOR_VM, PRODUCT_STATUS_WAITING_FOR_PRODUCT, \
-        PRODUCT_STATUS_READY, PRODUCT_STATUS_VM_UNAVAILABLE = ALL_PRODUCT_STATES = _table(ProductStatus, [
-            (common_pb2.PRODUCT_STATUS_UNKNOWN, "Unknown"),
-            (common_pb2.PRODUCT_STATUS_WAITING_FOR_VM, "Waiting for VM"),
-            (common_pb2.PRODUCT_STATUS_WAITING_FOR_PRODUCT, "Waiting for product"),
-            (common_pb2.PRODUCT_STATUS_READY, "Ready"),
-            (common_pb2.PRODUCT_STATUS_VM_UNAVAILABLE, "VM unavailable"),
-        ])
-
-    CONFIG_STATUS_UNKNOWN, CONFIG_STATUS_OK, CONFIG_STATUS_UPLOADING, CONFIG_STATUS_UPLOADED, \
-        CONFIG_STATUS_FAILED = ALL_CONFIG_STATES = _table(ConfigTomlStatus, [
-            (common_pb2.CONFIG_STATUS_UNKNOWN, "Unknown"),
-            (common_pb2.CONFIG_STATUS_OK, "OK"),
-            (common_pb2.CONFIG_STATUS_UPLOADING, "Uploading"),
-            (common_pb2.CONFIG_STATUS_UPLOADED, "Uploaded, restart to apply"),
-            (common_pb2.CONFIG_STATUS_FAILED, "Upload failed"),
-        ])
-    # Older names for the config statuses, kept as the docs list them.
-    CONFIG_TOML_STATUS_UNKNOWN = CONFIG_STATUS_UNKNOWN
-    CONFIG_TOML_STATUS_OK = CONFIG_STATUS_OK
-    CONFIG_TOML_STATUS_UPLOADING = CONFIG_STATUS_UPLOADING
-    CONFIG_TOML_STATUS_UPLOADED = CONFIG_STATUS_UPLOADED
-    CONFIG_TOML_STATUS_FAILED = CONFIG_STATUS_FAILED
-    ALL_TOML_CONFIG_STATES = ALL_CONFIG_STATES
-    del _vm
+    The status constants (``SYSTEM_STATUS_*``, ``VM_STATUS_*``, ``PRODUCT_STATUS_*``,
+    ``CONFIG_STATUS_*`` and their ``ALL_*`` lists) come from
+    :class:`~airflow_puddle.domain.statuses.SystemStatuses`.
+    """
 
     def __init__(
         self,
@@ -214,22 +110,22 @@ class System:
     @property
     def status_text(self) -> str:
         """Human readable status of this system."""
-        return _lookup(System.ALL_STATES, self.status, System.SYSTEM_STATUS_UNKNOWN).text
+        return system_status_text(self.status)
 
     @property
     def vm_status_text(self) -> str:
         """Human readable status of the VM."""
-        return _lookup(System.ALL_VM_STATES, self.vm_status, System.VM_STATUS_INVALID_VALUE_FROM_BACKEND).text
+        return status_of(System.ALL_VM_STATES, self.vm_status, System.VM_STATUS_INVALID_VALUE_FROM_BACKEND).text
 
     @property
     def product_status_text(self) -> str:
         """Human readable product status."""
-        return _lookup(System.ALL_PRODUCT_STATES, self.product_status, System.PRODUCT_STATUS_UNKNOWN).text
+        return status_of(System.ALL_PRODUCT_STATES, self.product_status, System.PRODUCT_STATUS_UNKNOWN).text
 
     @property
     def config_status_text(self) -> str:
         """Human readable config.toml status."""
-        return _lookup(System.ALL_CONFIG_STATES, self.config_status, System.CONFIG_STATUS_UNKNOWN).text
+        return config_status_text(self.config_status)
 
     @property
     def config_toml_status_text(self) -> str:
@@ -244,7 +140,7 @@ class System:
         return [DriverlessAIModel(m) for m in self._models]
 
     @property
-    def snapshots(self) -> list[Snapshot] | None:
+    def snapshots(self) -> list[Snapshot]:
         """Snapshots of this system; might be empty."""
         return [Snapshot(s) for s in self._pb.snapshots]
 
@@ -278,59 +174,6 @@ PUBLIC_SYSTEM_FIELDS: tuple[str, ...] = (
     "created", "updated", "cu",
 )
 """What :meth:`System.to_dict` carries. ``password`` is deliberately absent."""
-
-# Stable states: a system in any other state is in transition.
-STABLE_SYSTEM_STATUSES: frozenset[int] = frozenset(
-    s.code for s in (System.SYSTEM_STATUS_STARTED, System.SYSTEM_STATUS_STOPPED,
-                     System.SYSTEM_STATUS_TERMINATED, System.SYSTEM_STATUS_FAILED)
-)
-# Goals a wait can have, by name; one table for the client waits, triggers, sensors and operators.
-WAIT_TARGETS: dict[str, System.Status] = {
-    "started": System.SYSTEM_STATUS_STARTED,
-    "stopped": System.SYSTEM_STATUS_STOPPED,
-    "terminated": System.SYSTEM_STATUS_TERMINATED,
-    "failed": System.SYSTEM_STATUS_FAILED,
-}
-CONFIG_UPLOADED = "config_uploaded"
-"""The wait target for a finished config.toml upload (judged on ``config_status``)."""
-ALL_WAIT_TARGETS: tuple[str, ...] = (*WAIT_TARGETS, CONFIG_UPLOADED)
-
-# Transitional states that end in each goal without another call: what an idempotent
-# operator waits on instead of calling again.
-MOVING_TOWARD: dict[str, frozenset[int]] = {
-    "started": frozenset(s.code for s in (
-        System.SYSTEM_STATUS_INITIALIZING, System.SYSTEM_STATUS_STARTING,
-        System.SYSTEM_STATUS_REBOOTING, System.SYSTEM_STATUS_RESTARTING_DAI)),
-    "stopped": frozenset({System.SYSTEM_STATUS_STOPPING.code}),
-    "terminated": frozenset({System.SYSTEM_STATUS_TERMINATING.code}),
-    "failed": frozenset({System.SYSTEM_STATUS_FAILING.code}),
-}
-
-
-def wait_verdict(target: str, status: int, config_status: int | None = None) -> str | None:
-    """Judge one observation while waiting for ``target``.
-
-    Returns ``"success"`` when the target is reached, ``"failed"`` when it can no
-    longer be reached (the system failed, was terminated while waiting for anything
-    but termination, or the config upload failed), or ``None`` to keep waiting.
-    ``config_status`` is needed only for :data:`CONFIG_UPLOADED`.
-    """
-    if target == CONFIG_UPLOADED:
-        if config_status in (System.CONFIG_STATUS_UPLOADED.code, System.CONFIG_STATUS_OK.code):
-            return "success"
-        if config_status == System.CONFIG_STATUS_FAILED.code or status in (
-            System.SYSTEM_STATUS_FAILED.code, System.SYSTEM_STATUS_TERMINATED.code
-        ):
-            return "failed"
-        return None
-    if target not in WAIT_TARGETS:
-        raise ValueError(f"target: must be one of {', '.join(ALL_WAIT_TARGETS)}, got {target!r}")
-    if status == WAIT_TARGETS[target].code:
-        return "success"
-    if status in (System.SYSTEM_STATUS_FAILED.code, System.SYSTEM_STATUS_TERMINATED.code):
-        return "failed"
-    return None
-
 
 # --------------------------------------------------------------------------- the rest
 
@@ -370,22 +213,8 @@ class Snapshot:
     status_text = _Field[str]("Human readable status of this snapshot.")
 
 
-class Image:
+class Image(ImageStatuses):
     """An image: one product at one version, used to provision systems."""
-
-    class Status(BaseStatus):
-        """Represents status of an image."""
-
-    IMAGE_STATUS_UNKNOWN, IMAGE_STATUS_NOT_YET_BUILT, IMAGE_STATUS_BUILDING, IMAGE_STATUS_AVAILABLE, \
-        IMAGE_STATUS_FAILED, IMAGE_STATUS_DELETING, IMAGE_STATUS_DELETED = ALL_STATES = _table(Status, [
-            (common_pb2.IMAGE_STATUS_UNKNOWN, "Unknown"),
-            (common_pb2.IMAGE_STATUS_NOT_YET_BUILT, "Not yet built"),
-            (common_pb2.IMAGE_STATUS_BUILDING, "Building"),
-            (common_pb2.IMAGE_STATUS_AVAILABLE, "Available"),
-            (common_pb2.IMAGE_STATUS_FAILED, "Failed"),
-            (common_pb2.IMAGE_STATUS_DELETING, "Deleting"),
-            (common_pb2.IMAGE_STATUS_DELETED, "Deleted"),
-        ])
 
     def __init__(self, image: image_service_pb2.Image) -> None:
         self._pb = image
@@ -400,7 +229,7 @@ class Image:
     @property
     def status_text(self) -> str:
         """Human readable status of the image."""
-        return _lookup(Image.ALL_STATES, self.status_code, Image.IMAGE_STATUS_UNKNOWN).text
+        return image_status_text(self.status_code)
 
     def __repr__(self) -> str:
         return f"Image(id={self.id!r}, product={self.product!r}, version={self.version!r})"
@@ -424,17 +253,8 @@ class InstanceType:
         return f"InstanceType(id={self.id!r}, text={self.text!r})"
 
 
-class Tag:
+class Tag(TagStatuses):
     """A tag put on every cloud resource a system provisions."""
-
-    class TagStatus(BaseStatus):
-        """Represents tag status."""
-
-    TAG_STATUS_UNKNOWN, TAG_STATUS_OK, TAG_STATUS_DELETED = ALL_STATES = _table(TagStatus, [
-        (common_pb2.TAG_STATUS_UNKNOWN, "Unknown"),
-        (common_pb2.TAG_STATUS_OK, "OK"),
-        (common_pb2.TAG_STATUS_DELETED, "Deleted"),
-    ])
 
     def __init__(self, tag: tag_service_pb2.Tag) -> None:
         self._pb = tag
@@ -451,7 +271,7 @@ class Tag:
     @property
     def status_text(self) -> str:
         """Human readable status of this tag."""
-        return _lookup(Tag.ALL_STATES, self.status, Tag.TAG_STATUS_UNKNOWN).text
+        return status_of(Tag.ALL_STATES, self.status, Tag.TAG_STATUS_UNKNOWN).text
 
 
 class TagData:
@@ -502,7 +322,7 @@ class CUConsumptionInfo:
     consumed_cu = _Field[int]("Number of CU currently consumed by all users.")
 
     @property
-    def systems_consumption_info(self) -> list[SystemConsumptionInfo] | None:
+    def systems_consumption_info(self) -> list[SystemConsumptionInfo]:
         """The current user's systems that consume CU."""
         return [SystemConsumptionInfo(s) for s in self._pb.systems_consumption_info]
 
@@ -522,8 +342,6 @@ class LoginUser:
 
 
 __all__ = [
-    "ALL_WAIT_TARGETS", "CONFIG_UPLOADED", "MOVING_TOWARD", "PUBLIC_SYSTEM_FIELDS", "STABLE_SYSTEM_STATUSES",
-    "WAIT_TARGETS", "BaseStatus", "CUConsumptionInfo",
-    "DriverlessAIModel", "Image", "InstanceType", "LoginUser", "Snapshot", "System",
-    "SystemConsumptionInfo", "Tag", "TagData", "wait_verdict",
+    "PUBLIC_SYSTEM_FIELDS", "BaseStatus", "CUConsumptionInfo", "DriverlessAIModel", "Image", "InstanceType",
+    "LoginUser", "Snapshot", "System", "SystemConsumptionInfo", "Tag", "TagData",
 ]

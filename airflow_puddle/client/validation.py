@@ -7,6 +7,7 @@ naming the field and the rule, before anything is sent (client) or stored
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Iterable
@@ -92,3 +93,21 @@ def validate_config_toml(config_toml: object) -> None:
         tomllib.loads(config_toml)
     except tomllib.TOMLDecodeError as err:
         raise ValidationFailedError("config_toml", f"is not valid TOML ({err})") from None
+
+
+def validate_seconds(field: str, value: object, *, allow_zero: bool = False) -> float:
+    """A number of seconds: a real, finite number above zero (or at least zero), not a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValidationFailedError(field, f"must be a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise ValidationFailedError(field, f"must be a finite number of seconds, got {value!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        rule = "must not be negative" if allow_zero else "must be more than 0 seconds"
+        raise ValidationFailedError(field, f"{rule}, got {value!r}")
+    return seconds
+
+
+def validate_poll_interval(value: object, field: str = "poll_interval") -> float:
+    """The seconds between two polls of a wait: finite and above zero (NaN, 0 or -1 would spin)."""
+    return validate_seconds(field, value)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airflow_puddle.client.clouds import ALL_CLOUDS, CLOUD_AWS, CLOUD_AZURE, CLOUD_GCP
-from airflow_puddle.client.models import Image
-from airflow_puddle.client.products import PRODUCT_DAI, PRODUCT_H2O3
+from airflow_puddle.domain.clouds import ALL_CLOUDS, CLOUD_AWS, CLOUD_AZURE, CLOUD_GCP
+from airflow_puddle.domain.products import PRODUCT_DAI, PRODUCT_H2O3
+from airflow_puddle.domain.statuses import ImageStatuses as Image
 
 
 @dataclass(frozen=True)

@@ -32,77 +32,39 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2,
     tag_service_pb2,
 )
-from airflow_puddle.client.clouds import ALL_CLOUDS, cloud_by_id
 from airflow_puddle.client.errors import (
     AuthError,
     NotFoundError,
     PreconditionFailedError,
     ValidationFailedError,
 )
-from airflow_puddle.client.models import STABLE_SYSTEM_STATUSES, BaseStatus, Image, System, Tag
-from airflow_puddle.client.products import ALL_PRODUCTS, PRODUCT_DAI
 from airflow_puddle.client.validation import (
     validate_config_toml,
     validate_create,
     validate_system_id,
 )
+from airflow_puddle.domain.clouds import ALL_CLOUDS, cloud_by_id
+from airflow_puddle.domain.lifecycle import (
+    ALLOWED_FROM,
+    NOT_CONSUMING_STATUSES,
+    STABLE_SYSTEM_STATUSES,
+    TRANSITIONS,
+    Action,
+    Phase,
+    Step,
+)
+from airflow_puddle.domain.products import ALL_PRODUCTS, PRODUCT_DAI
+from airflow_puddle.domain.statuses import (
+    BaseStatus,
+    ImageStatuses,
+    SystemStatuses,
+    TagStatuses,
+    image_status_text,
+    system_status_text,
+)
 from airflow_puddle.emulator import seed
 
-_S = System
-Step = tuple[System.Status, System.VmStatus | None, System.ProductStatus | None]
-"""One step of a transition: (status, vm status, product status); ``None`` keeps the current value."""
-
-TRANSITIONS: dict[str, tuple[Step, ...]] = {
-    "create": (
-        (_S.SYSTEM_STATUS_INITIALIZING, _S.VM_STATUS_WAITING, _S.PRODUCT_STATUS_WAITING_FOR_VM),
-        (_S.SYSTEM_STATUS_INITIALIZING, _S.VM_STATUS_PROVISIONING, _S.PRODUCT_STATUS_WAITING_FOR_VM),
-        (_S.SYSTEM_STATUS_INITIALIZING, _S.VM_STATUS_RUNNING, _S.PRODUCT_STATUS_WAITING_FOR_PRODUCT),
-        (_S.SYSTEM_STATUS_STARTED, _S.VM_STATUS_RUNNING, _S.PRODUCT_STATUS_READY),
-    ),
-    "start": (
-        (_S.SYSTEM_STATUS_STARTING, _S.VM_STATUS_STARTING, _S.PRODUCT_STATUS_WAITING_FOR_VM),
-        (_S.SYSTEM_STATUS_STARTING, _S.VM_STATUS_RUNNING, _S.PRODUCT_STATUS_WAITING_FOR_PRODUCT),
-        (_S.SYSTEM_STATUS_STARTED, _S.VM_STATUS_RUNNING, _S.PRODUCT_STATUS_READY),
-    ),
-    "stop": (
-        (_S.SYSTEM_STATUS_STOPPING, _S.VM_STATUS_DEALLOCATING, _S.PRODUCT_STATUS_VM_UNAVAILABLE),
-        (_S.SYSTEM_STATUS_STOPPED, _S.VM_STATUS_DEALLOCATED, _S.PRODUCT_STATUS_VM_UNAVAILABLE),
-    ),
-    "restart": (
-        (_S.SYSTEM_STATUS_REBOOTING, _S.VM_STATUS_STARTING, _S.PRODUCT_STATUS_WAITING_FOR_PRODUCT),
-        (_S.SYSTEM_STATUS_STARTED, _S.VM_STATUS_RUNNING, _S.PRODUCT_STATUS_READY),
-    ),
-    "terminate": (
-        (_S.SYSTEM_STATUS_TERMINATING, _S.VM_STATUS_TERMINATING, _S.PRODUCT_STATUS_VM_UNAVAILABLE),
-        (_S.SYSTEM_STATUS_TERMINATED, _S.VM_STATUS_TERMINATED, _S.PRODUCT_STATUS_VM_UNAVAILABLE),
-    ),
-    "fail": (
-        (_S.SYSTEM_STATUS_FAILING, None, None),
-        (_S.SYSTEM_STATUS_FAILED, None, None),
-    ),
-}
-"""The lifecycle: each transition's steps, in order; the last step is the stable result.
-
-Step 0 applies when the transition begins, step *k* ``k * step_seconds`` later.
-An injected failure (:meth:`PuddleBackend.fail_next_transition`) replaces the
-last step of a transition with the whole ``fail`` transition.
-"""
-
-ALLOWED_FROM: dict[str, tuple[System.Status, ...]] = {
-    "start": (_S.SYSTEM_STATUS_STOPPED,),
-    "stop": (_S.SYSTEM_STATUS_STARTED, _S.SYSTEM_STATUS_FAILED),
-    "restart": (_S.SYSTEM_STATUS_STARTED,),
-    "terminate": (_S.SYSTEM_STATUS_STARTED, _S.SYSTEM_STATUS_STOPPED, _S.SYSTEM_STATUS_FAILED),
-    "refresh the idle timeout of": (_S.SYSTEM_STATUS_STARTED,),
-    "update config.toml of": (_S.SYSTEM_STATUS_STARTED,),
-}
-"""The statuses each user action may start from."""
-
-# Statuses in which a system consumes no compute units.
-_NOT_CONSUMING = frozenset(
-    s.code for s in (_S.SYSTEM_STATUS_STOPPED, _S.SYSTEM_STATUS_TERMINATED, _S.SYSTEM_STATUS_FAILED)
-)
-_STATUS_TEXT = {s.code: s.text for s in System.ALL_STATES}
+_S = SystemStatuses
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -518,7 +480,7 @@ class PuddleBackend:
         s = self._load(user, system_id)
         if s["status"] in STABLE_SYSTEM_STATUSES:
             raise PreconditionFailedError(
-                f"cannot fail system {s['name']!r} ({s['id']}): it is {_STATUS_TEXT[s['status']]}, "
+                f"cannot fail system {s['name']!r} ({s['id']}): it is {system_status_text(s['status'])}, "
                 "needs a system in transition"
             )
         if s["phase"] == "fail":
@@ -560,9 +522,9 @@ class PuddleBackend:
         """CU consumed by every system, CU still available, and the user's consuming systems."""
         consumed = self._consumed_cu()
         rows = self._conn.execute(
-            f"SELECT id, name, cu FROM systems WHERE owner_id = ? AND status NOT IN ({_in(_NOT_CONSUMING)}) "
+            f"SELECT id, name, cu FROM systems WHERE owner_id = ? AND status NOT IN ({_in(NOT_CONSUMING_STATUSES)}) "
             "ORDER BY created, id",
-            (user.id, *_NOT_CONSUMING),
+            (user.id, *NOT_CONSUMING_STATUSES),
         ).fetchall()
         return CUInfo(
             available_cu=self.cu_capacity - consumed,
@@ -608,8 +570,8 @@ class PuddleBackend:
             ).fetchone()
             if row is None:
                 raise ValidationFailedError("image", f"unknown image id {image_id!r} for cloud {cloud}")
-            if row["status"] != Image.IMAGE_STATUS_AVAILABLE.code:
-                status = next(s.text for s in Image.ALL_STATES if s.code == row["status"])
+            if row["status"] != ImageStatuses.IMAGE_STATUS_AVAILABLE.code:
+                status = image_status_text(row["status"])
                 raise ValidationFailedError("image", f"image {image_id!r} is not available (it is {status})")
             return row
         products = [p.id for p in ALL_PRODUCTS]
@@ -617,7 +579,7 @@ class PuddleBackend:
             raise ValidationFailedError("product", f"must be one of {', '.join(products)}, got {product!r}")
         rows = self._conn.execute(
             "SELECT * FROM images WHERE cloud = ? AND product = ? AND status = ? ORDER BY version",
-            (cloud, product, Image.IMAGE_STATUS_AVAILABLE.code),
+            (cloud, product, ImageStatuses.IMAGE_STATUS_AVAILABLE.code),
         ).fetchall()
         for row in rows:
             if version in (row["version"], row["text"]):
@@ -647,7 +609,7 @@ class PuddleBackend:
         known = {
             r["label"]: r
             for r in self._conn.execute(
-                "SELECT * FROM tags WHERE status = ? ORDER BY label", (Tag.TAG_STATUS_OK.code,)
+                "SELECT * FROM tags WHERE status = ? ORDER BY label", (TagStatuses.TAG_STATUS_OK.code,)
             )
         }
         values: dict[str, str] = {}
@@ -675,18 +637,18 @@ class PuddleBackend:
             raise NotFoundError(f"system {system_id!r} not found (it was terminated)")
         return dict(row)
 
-    def _require(self, s: dict[str, Any], action: str) -> None:
+    def _require(self, s: dict[str, Any], action: Action) -> None:
         allowed = ALLOWED_FROM[action]
         if s["status"] not in {a.code for a in allowed}:
             raise PreconditionFailedError(
-                f"cannot {action} system {s['name']!r} ({s['id']}): it is {_STATUS_TEXT[s['status']]}, "
+                f"cannot {action} system {s['name']!r} ({s['id']}): it is {system_status_text(s['status'])}, "
                 f"needs {_needs(allowed)}"
             )
 
     def _consumed_cu(self) -> int:
         row = self._conn.execute(
-            f"SELECT COALESCE(SUM(cu), 0) AS total FROM systems WHERE status NOT IN ({_in(_NOT_CONSUMING)})",
-            tuple(_NOT_CONSUMING),
+            f"SELECT COALESCE(SUM(cu), 0) AS total FROM systems WHERE status NOT IN ({_in(NOT_CONSUMING_STATUSES)})",
+            tuple(NOT_CONSUMING_STATUSES),
         ).fetchone()
         return int(row["total"])
 
@@ -723,7 +685,7 @@ class PuddleBackend:
                 "INSERT INTO tags (id, label, default_value, input_type, required, status, created, updated) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (t.id, t.label, t.default_value, t.input_type, int(t.required), Tag.TAG_STATUS_OK.code,
+                    (t.id, t.label, t.default_value, t.input_type, int(t.required), TagStatuses.TAG_STATUS_OK.code,
                      now, now)
                     for t in seed.TAGS
                 ],
@@ -771,13 +733,13 @@ class PuddleBackend:
                 self._begin(s, "stop", at)
             changed = True
 
-    def _begin_and_save(self, s: dict[str, Any], phase: str) -> system_service_pb2.System:
+    def _begin_and_save(self, s: dict[str, Any], phase: Phase) -> system_service_pb2.System:
         now = self.now()
         self._begin(s, phase, now)
         self._save(s)
         return _system_to_proto(s, now)
 
-    def _begin(self, s: dict[str, Any], phase: str, at: float) -> None:
+    def _begin(self, s: dict[str, Any], phase: Phase, at: float) -> None:
         if phase == "start":
             s["previous_sessions_cost"] += s["session_cost"]
             s["session_cost"] = 0.0
@@ -799,7 +761,7 @@ class PuddleBackend:
             s.update(phase=None, phase_step=0, phase_started_at=None)
             self._finish(s, phase, at)
 
-    def _finish(self, s: dict[str, Any], phase: str, at: float) -> None:
+    def _finish(self, s: dict[str, Any], phase: Phase, at: float) -> None:
         """Side effects of reaching a transition's stable result."""
         if s["status"] == _S.SYSTEM_STATUS_STARTED.code:
             if not s["provisioned"]:

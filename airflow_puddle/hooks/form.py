@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S
-from airflow_puddle.client.clouds import ALL_CLOUDS
+from airflow_puddle.domain.clouds import ALL_CLOUDS
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "cloud": {

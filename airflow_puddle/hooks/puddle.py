@@ -21,7 +21,7 @@ from airflow_puddle.client import (
     TagsClient,
 )
 from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, Target
-from airflow_puddle.client.clouds import CloudProvider, cloud_by_id
+from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
 from airflow_puddle.hooks.form import UI_FIELD_BEHAVIOUR
 
 if TYPE_CHECKING:

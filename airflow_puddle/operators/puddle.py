@@ -18,14 +18,8 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_puddle.client.errors import PreconditionFailedError, PuddleError
-from airflow_puddle.client.models import (
-    CONFIG_UPLOADED,
-    MOVING_TOWARD,
-    STABLE_SYSTEM_STATUSES,
-    WAIT_TARGETS,
-    System,
-    TagData,
-)
+from airflow_puddle.client.models import System, TagData
+from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD, STABLE_SYSTEM_STATUSES, WAIT_TARGETS
 from airflow_puddle.hooks.puddle import PuddleHook
 from airflow_puddle.links.puddle import PuddleSystemLink
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger

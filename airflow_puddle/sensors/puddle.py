@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
-from airflow_puddle.client.models import ALL_WAIT_TARGETS, CONFIG_UPLOADED, wait_verdict
+from airflow_puddle.domain.lifecycle import ALL_WAIT_TARGETS, CONFIG_UPLOADED, wait_verdict
 from airflow_puddle.hooks.puddle import PuddleHook
 from airflow_puddle.operators.puddle import (
     DEFAULT_POLL_INTERVAL,
@@ -89,7 +89,7 @@ class PuddleSystemStateSensor(_PuddleSensor):
         if verdict == "failed":
             raise AirflowFailException(f"system {system.name} ({system.id}) is {state}: "
                                        f"it will not become {self.target_state}")
-        if verdict == "success":
+        if verdict == "reached":
             return PokeReturnValue(is_done=True, xcom_value=system.to_dict())
         return False
 

@@ -10,7 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
-from airflow_puddle.client.models import ALL_WAIT_TARGETS, CONFIG_UPLOADED, wait_verdict
+from airflow_puddle.domain.lifecycle import ALL_WAIT_TARGETS, CONFIG_UPLOADED, wait_verdict
 from airflow_puddle.hooks.puddle import PuddleHook
 
 
@@ -110,7 +110,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
                     verdict = wait_verdict(self.target, system.status, system.config_status)
                     if verdict is not None:
                         message = f"system {system.name} ({self.system_id}) is {state}"
-                        yield self._event("success" if verdict == "success" else "failed", message,
+                        yield self._event("success" if verdict == "reached" else "failed", message,
                                           system.to_dict())
                         return
                     if time.time() >= self.deadline:

@@ -9,14 +9,7 @@ import pytest
 from airflow_puddle._proto.puddle.v2 import common_pb2, system_service_pb2
 from airflow_puddle.client import CLOUD_AWS, CLOUD_AZURE, CLOUD_GCP, PRODUCT_DAI, PRODUCT_H2O3
 from airflow_puddle.client.clouds import cloud_by_id
-from airflow_puddle.client.models import (
-    STABLE_SYSTEM_STATUSES,
-    Image,
-    System,
-    Tag,
-    TagData,
-    wait_verdict,
-)
+from airflow_puddle.client.models import Image, System, Tag, TagData
 
 DOCUMENTED_SYSTEM_CONSTANTS = [
     "SYSTEM_STATUS_FAILED", "SYSTEM_STATUS_FAILING", "SYSTEM_STATUS_INITIALIZING", "SYSTEM_STATUS_REBOOTING",
@@ -77,19 +70,6 @@ def test_system_properties_and_json_safe_dict_without_password() -> None:
     assert "password" not in data and "hunter2" not in json.dumps(data)
     assert data["status_text"] == "Started" and data["tags"] == {"Team": "ds"}
     assert System(pb).models is None
-
-
-def test_wait_verdicts() -> None:
-    started, failed, terminated, stopping = (s.code for s in (
-        System.SYSTEM_STATUS_STARTED, System.SYSTEM_STATUS_FAILED, System.SYSTEM_STATUS_TERMINATED,
-        System.SYSTEM_STATUS_STOPPING))
-    assert wait_verdict("started", started) == "success"
-    assert wait_verdict("started", stopping) is None
-    assert wait_verdict("started", failed) == "failed"
-    assert wait_verdict("started", terminated) == "failed"
-    assert wait_verdict("terminated", terminated) == "success"
-    assert wait_verdict("failed", failed) == "success"
-    assert stopping not in STABLE_SYSTEM_STATUSES and started in STABLE_SYSTEM_STATUSES
 
 
 def test_clouds_and_products() -> None:

@@ -1,0 +1,358 @@
+"""The Puddle operations, written once, and the two drivers that run them.
+
+Each operation is a generator (an "op") in a base class: it yields the RPCs to
+make and the sleeps to take, receives the responses, and returns the result.
+It holds all the logic: validation, request building, model wrapping, waits.
+:class:`SyncDriver` runs ops with blocking calls and ``time.sleep``;
+:class:`AsyncDriver` runs the very same ops with ``grpc.aio`` and ``asyncio.sleep``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, ClassVar, TypeVar
+
+from airflow_puddle._proto.puddle.v2 import (
+    image_service_pb2,
+    instance_type_service_pb2,
+    system_service_pb2,
+    tag_service_pb2,
+)
+from airflow_puddle.client import validation
+from airflow_puddle.client._transport import AsyncChannel, Rpc, SyncChannel, Target
+from airflow_puddle.client.auth import Authorizer, BaseAuthorizer
+from airflow_puddle.client.errors import (
+    NotFoundError,
+    PreconditionFailedError,
+    PuddleError,
+    PuddleTimeoutError,
+    PuddleUnavailableError,
+)
+from airflow_puddle.client.models import (
+    CUConsumptionInfo,
+    Image,
+    InstanceType,
+    LoginUser,
+    System,
+    Tag,
+    TagData,
+)
+from airflow_puddle.client.waiting import WaitOutcome, WaitProgress, WaitTracker, log_progress
+from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
+from airflow_puddle.domain.lifecycle import (
+    SETTLED,
+    STABLE_SYSTEM_STATUSES,
+    WaitTarget,
+    check_wait_target,
+)
+from airflow_puddle.domain.products import Product
+
+log = logging.getLogger("airflow_puddle.client")
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sleep:
+    """An op's request to pause before its next RPC."""
+
+    seconds: float
+
+
+Op = Generator[Rpc | Sleep, Any, T]
+
+
+# --------------------------------------------------------------------------- bases (no I/O)
+
+
+class BasePuddleClient:
+    """Address, authorizer and channel shared by every client."""
+
+    _authorizer_type: ClassVar[type[BaseAuthorizer]] = Authorizer
+
+    def __init__(self, server_address: str | None = None, authorizer: BaseAuthorizer | None = None) -> None:
+        if authorizer is None:
+            authorizer = self._authorizer_type(server_address)
+        elif not isinstance(authorizer, self._authorizer_type):
+            raise TypeError(
+                f"authorizer: {type(self).__name__} needs a {self._authorizer_type.__name__}, "
+                f"got {type(authorizer).__name__}"
+            )
+        self._authorizer = authorizer
+        self._server_address = server_address or authorizer.server_address
+        target = Target.parse(self._server_address)
+        if target == authorizer.config.target:
+            self._channel = authorizer.channel
+        else:
+            self._channel = type(authorizer.channel)(dataclasses.replace(authorizer.config, target=target))
+
+    @property
+    def authorizer(self) -> BaseAuthorizer:
+        """The authorizer used by this client."""
+        return self._authorizer
+
+    @property
+    def server_address(self) -> str:
+        """Backend address."""
+        return self._server_address
+
+    @property
+    def user(self) -> LoginUser | None:
+        """Currently logged in user, might be None."""
+        return self._authorizer.user
+
+
+class BaseCloudClient(BasePuddleClient):
+    """A client tied to one cloud provider."""
+
+    def __init__(
+        self,
+        cloud: CloudProvider | str,
+        server_address: str | None = None,
+        authorizer: BaseAuthorizer | None = None,
+    ) -> None:
+        self._cloud = cloud if isinstance(cloud, CloudProvider) else cloud_by_id(cloud)
+        super().__init__(server_address, authorizer)
+
+    @property
+    def cloud(self) -> CloudProvider:
+        """The cloud this client is tied to."""
+        return self._cloud
+
+
+class ImagesOps(BaseCloudClient):
+    def _list_available(self) -> Op[list[Image]]:
+        request = image_service_pb2.ListAvailableImagesRequest(cloud=self._cloud.id)
+        response = yield Rpc("ImageService", "ListAvailableImages", request, idempotent=True)
+        return [Image(i) for i in response.images]
+
+
+class InstanceTypesOps(BaseCloudClient):
+    def _list_available(self) -> Op[list[InstanceType]]:
+        request = instance_type_service_pb2.ListAvailableInstanceTypesRequest(cloud=self._cloud.id)
+        response = yield Rpc("InstanceTypeService", "ListAvailableInstanceTypes", request, idempotent=True)
+        return [InstanceType(t) for t in response.instance_types]
+
+
+class TagsOps(BasePuddleClient):
+    def _list(self) -> Op[list[Tag]]:
+        response = yield Rpc("TagService", "ListTags", tag_service_pb2.ListTagsRequest(), idempotent=True)
+        return [Tag(t) for t in response.tags]
+
+    def tag_data_to_pb_tag_data(self, tags: list[TagData] | None) -> list[system_service_pb2.TagData] | None:
+        """Translate :class:`TagData` models into the wire messages."""
+        return tag_data_to_pb(tags)
+
+
+def tag_data_to_pb(tags: Iterable[TagData] | None) -> list[system_service_pb2.TagData] | None:
+    """Translate :class:`TagData` models into the wire messages (None stays None)."""
+    if tags is None:
+        return None
+    return [system_service_pb2.TagData(label=t.label, value=t.value) for t in tags]
+
+
+def _id_of(value: object, field: str) -> str | None:
+    """Accept a model (``.id``) or a plain id string for ``field``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    ident = getattr(value, "id", None)
+    if not isinstance(ident, str):
+        raise validation.ValidationFailedError(field, f"must be a {field} object or its id, got {value!r}")
+    return ident
+
+
+class SystemsOps(BaseCloudClient):
+    DEFAULT_DISK_SIZE = 256
+    """Default disk size in GB."""
+    DEFAULT_IDLE_TIMEOUT_MIN = 60
+    """Default idle timeout in minutes."""
+    POLL_INTERVAL_S: float = 5
+    """Polling interval in seconds."""
+    POLL_TIMEOUT_MINUTES: float = 20
+    """Minutes to wait for an operation (such as a system start) to complete."""
+
+    def _create(
+        self,
+        name: str,
+        disk_size_gb: int | None,
+        image: Image | str | None,
+        product: Product | str | None,
+        version: str | None,
+        instance_type: InstanceType | str | None,
+        instance_type_name: str | None,
+        idle_interval: int | None,
+        tags: list[TagData] | None,
+    ) -> Op[System]:
+        disk = self.DEFAULT_DISK_SIZE if disk_size_gb is None else disk_size_gb
+        idle = self.DEFAULT_IDLE_TIMEOUT_MIN if idle_interval is None else idle_interval
+        tag_list = list(tags or [])
+        if any(not isinstance(t, TagData) for t in tag_list):
+            raise validation.ValidationFailedError("tags", "must be a list of TagData")
+        image_id = _id_of(image, "image")
+        product_id = _id_of(product, "product")
+        instance_type_id = _id_of(instance_type, "instance_type")
+        validation.validate_create(
+            name=name, disk_size_gb=disk, image_id=image_id, product=product_id, version=version,
+            instance_type_id=instance_type_id, instance_type_name=instance_type_name,
+            idle_interval=idle, tags=[(t.label, t.value) for t in tag_list],
+        )
+        request = system_service_pb2.CreateSystemRequest(
+            cloud=self._cloud.id, name=name, disk_size_gb=disk, image_id=image_id or "",
+            product="" if image_id else product_id or "", version="" if image_id else version or "",
+            instance_type_id=instance_type_id or "",
+            instance_type_name="" if instance_type_id else instance_type_name or "",
+            idle_interval=idle, tags=tag_data_to_pb(tag_list),
+        )
+        response = yield Rpc("SystemService", "CreateSystem", request, idempotent=False)
+        return System(response.system)
+
+    def _mutate(self, method: str, system_id: str) -> Op[System]:
+        validation.validate_system_id(system_id)
+        request = system_service_pb2.SystemIdRequest(system_id=system_id)
+        response = yield Rpc("SystemService", method, request, idempotent=False)
+        return System(response.system)
+
+    def _get(self, system_id: str) -> Op[System | None]:
+        validation.validate_system_id(system_id)
+        request = system_service_pb2.GetSystemRequest(system_id=system_id)
+        try:
+            response = yield Rpc("SystemService", "GetSystem", request, idempotent=True)
+        except NotFoundError:
+            return None
+        return System(response.system, list(response.models))
+
+    def _list(self) -> Op[list[System]]:
+        response = yield Rpc("SystemService", "ListSystems", system_service_pb2.ListSystemsRequest(),
+                             idempotent=True)
+        return [System(s) for s in response.systems]
+
+    def _find_by_name(self, name: str) -> Op[System | None]:
+        validation.validate_name(name)
+        systems = yield from self._list()
+        for system in systems:
+            if system.name == name:
+                return system
+        return None
+
+    def _update_config_toml(self, system_id: str, config_toml: str) -> Op[System]:
+        validation.validate_system_id(system_id)
+        validation.validate_config_toml(config_toml)
+        request = system_service_pb2.UpdateConfigTomlRequest(system_id=system_id, config_toml=config_toml)
+        response = yield Rpc("SystemService", "UpdateConfigToml", request, idempotent=False)
+        return System(response.system)
+
+    def _cu_info(self) -> Op[CUConsumptionInfo]:
+        request = system_service_pb2.GetCUConsumptionInfoRequest()
+        response = yield Rpc("SystemService", "GetCUConsumptionInfo", request, idempotent=True)
+        return CUConsumptionInfo(response)
+
+    def _discard(self, system_id: str, timeout_s: float) -> Op[System | None]:
+        validation.validate_seconds("timeout_s", timeout_s, allow_zero=True)
+        system = yield from self._get(system_id)
+        gone = (System.SYSTEM_STATUS_TERMINATED.code, System.SYSTEM_STATUS_TERMINATING.code)
+        if system is None or system.status in gone:
+            return system
+        if system.status not in STABLE_SYSTEM_STATUSES:
+            if system.can_fail:
+                log.info("system %s (%s) is %s: marking it failed so it can be terminated",
+                         system.name, system_id, system.status_text)
+                with contextlib.suppress(PreconditionFailedError):  # it may have settled meanwhile
+                    yield from self._mutate("FailSystem", system_id)
+            outcome = yield from self._wait(system_id, SETTLED, time.time() + timeout_s, self.POLL_INTERVAL_S)
+            if outcome.kind == "timed_out":
+                raise PuddleTimeoutError(f"{outcome.message}; cannot terminate it yet")
+            system = outcome.system
+        if system is None or system.status == System.SYSTEM_STATUS_TERMINATED.code:
+            return system
+        return (yield from self._mutate("TerminateSystem", system_id))
+
+    def _wait(
+        self,
+        system_id: str,
+        target: WaitTarget,
+        deadline: float,
+        poll_interval_s: float,
+        on_state: Callable[[WaitProgress], None] | None = None,
+    ) -> Op[WaitOutcome]:
+        """The one wait loop: poll, judge, narrate, sleep; transient errors tolerated until the deadline."""
+        validation.validate_system_id(system_id)
+        tracker = WaitTracker(system_id, target, deadline, time.time(), on_state or log_progress)
+        while True:
+            try:
+                system = yield from self._get(system_id)
+            except PuddleUnavailableError as err:
+                outcome = tracker.unavailable(err, time.time())
+            else:
+                outcome = tracker.observe(system, time.time())
+            if outcome is not None:
+                return outcome
+            yield Sleep(tracker.sleep_for(poll_interval_s, time.time()))
+
+    def _wait_args(
+        self, target: object, deadline: object, timeout_s: object, poll_interval_s: object
+    ) -> tuple[WaitTarget, float, float]:
+        """Check a wait's arguments; the deadline is ``deadline``, or now plus ``timeout_s`` (or the default)."""
+        checked = check_wait_target(target)
+        if deadline is not None and timeout_s is not None:
+            raise validation.ValidationFailedError("deadline", "give deadline or timeout_s, not both")
+        interval = validation.validate_poll_interval(
+            self.POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s, "poll_interval_s")
+        if deadline is None:
+            limit = self.POLL_TIMEOUT_MINUTES * 60 if timeout_s is None else timeout_s
+            deadline = time.time() + validation.validate_seconds("timeout_s", limit, allow_zero=True)
+        return checked, validation.validate_seconds("deadline", deadline, allow_zero=True), interval
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+class SyncDriver:
+    _channel: SyncChannel
+    _authorizer: Any
+
+    def _run(self, op: Op[T]) -> T:
+        value: Any = None
+        error: PuddleError | None = None
+        while True:
+            try:
+                step = op.throw(error) if error is not None else op.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                else:
+                    value = self._channel.call(step, self._authorizer.token_for_call)
+            except PuddleError as exc:
+                error = exc
+
+
+class AsyncDriver:
+    _channel: AsyncChannel
+    _authorizer: Any
+
+    async def _run(self, op: Op[T]) -> T:
+        """Async version of the sync driver."""
+        value: Any = None
+        error: PuddleError | None = None
+        while True:
+            try:
+                step = op.throw(error) if error is not None else op.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            try:
+                if isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                else:
+                    value = await self._channel.call(step, self._authorizer.token_for_call)
+            except PuddleError as exc:
+                error = exc

@@ -1,0 +1,174 @@
+"""The wait engine's judge: one observation in, a verdict and a line of narration out.
+
+A wait polls a system until it reaches a :data:`~airflow_puddle.domain.lifecycle.WaitTarget`,
+can no longer reach it, disappears, or its absolute deadline passes. The loop that polls is
+the client's ``wait`` operation (:meth:`SystemsClient.wait` and its async twin); everything
+it decides is decided here, without I/O, so the same judge serves a worker's wait, a
+sensor's single poke and a trigger.
+
+It narrates like a progress bar: one line at each state change and, while nothing changes,
+a heartbeat line every :attr:`WaitTracker.heartbeat_s` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from airflow_puddle.client.errors import NotFoundError, PuddleError, PuddleTimeoutError, SystemFailedError
+from airflow_puddle.client.models import System
+from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WaitTarget, wait_verdict
+
+log = logging.getLogger("airflow_puddle.client")
+
+OutcomeKind = Literal["reached", "failed", "timed_out", "gone"]
+ProgressKind = Literal["state", "heartbeat", "unavailable"]
+
+HEARTBEAT_S = 60.0
+"""Seconds between two "still ..." lines while nothing changes."""
+
+
+def duration(seconds: float) -> str:
+    """``4m10s``, ``45s``, ``1h02m``: a duration as a person reads it."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+@dataclass(frozen=True)
+class WaitProgress:
+    """One line of a wait's narration, with what it is about."""
+
+    kind: ProgressKind
+    message: str
+    system: System | None
+    elapsed_s: float
+    remaining_s: float
+
+
+def log_progress(progress: WaitProgress) -> None:
+    """The default narrator: the client's logger, a warning while the backend is unavailable."""
+    level = logging.WARNING if progress.kind == "unavailable" else logging.INFO
+    log.log(level, "%s", progress.message)
+
+
+@dataclass(frozen=True)
+class WaitOutcome:
+    """How a wait ended: ``reached``, ``failed``, ``timed_out`` or ``gone``, with the last system seen."""
+
+    kind: OutcomeKind
+    target: WaitTarget
+    system_id: str
+    system: System | None
+    message: str
+    elapsed_s: float
+
+    @property
+    def reached(self) -> bool:
+        """True when the target was reached."""
+        return self.kind == "reached"
+
+    def result(self) -> System | None:
+        """The system when the target was reached; otherwise raise the matching error.
+
+        :class:`SystemFailedError` (failed), :class:`PuddleTimeoutError` (timed out, a
+        ``TimeoutError``), :class:`NotFoundError` (gone). ``None`` only for a system that
+        was already gone when a wait for ``terminated`` began.
+        """
+        if self.kind == "reached":
+            return self.system
+        raise self.error()
+
+    def error(self) -> PuddleError:
+        """The error that stands for this outcome (not meaningful for ``reached``)."""
+        if self.kind == "failed":
+            return SystemFailedError(self.message)
+        if self.kind == "timed_out":
+            return PuddleTimeoutError(self.message)
+        return NotFoundError(self.message)
+
+
+@dataclass
+class WaitTracker:
+    """The state of one wait: what was last seen, when the last line was said, the deadline.
+
+    :param system_id: The system waited on.
+    :param target: What the wait waits for.
+    :param deadline: Unix time after which the wait gives up.
+    :param started_at: Unix time the wait (or this resumption of it) began.
+    :param on_state: Where narration goes; the client's logger by default.
+    """
+
+    system_id: str
+    target: WaitTarget
+    deadline: float
+    started_at: float
+    on_state: Callable[[WaitProgress], None] = log_progress
+    heartbeat_s: float = HEARTBEAT_S
+    system: System | None = None
+    _said: str | None = field(default=None, repr=False)
+    _said_at: float = field(default=-math.inf, repr=False)
+
+    def _label(self) -> str:
+        name = self.system.name if self.system is not None else ""
+        return f"system {name} ({self.system_id})" if name else f"system {self.system_id}"
+
+    def _end(self, kind: OutcomeKind, message: str, now: float) -> WaitOutcome:
+        return WaitOutcome(kind, self.target, self.system_id, self.system, message, now - self.started_at)
+
+    def _say(self, kind: ProgressKind, key: str, message: str, now: float) -> None:
+        self._said, self._said_at = key, now
+        self.on_state(WaitProgress(kind, message, self.system, now - self.started_at, self.deadline - now))
+
+    def observe(self, system: System | None, now: float) -> WaitOutcome | None:
+        """Judge one poll (``None``: no such system); an outcome ends the wait, ``None`` polls on."""
+        if system is None:
+            if self.target == "terminated":
+                return self._end("reached", f"{self._label()} is gone (terminated)", now)
+            return self._end("gone", f"{self._label()} not found while waiting for {self.target}", now)
+        self.system = system
+        state = system.config_status_text if self.target == CONFIG_UPLOADED else system.status_text
+        verdict = wait_verdict(self.target, system.status, system.config_status)
+        if verdict == "reached":
+            self._narrate(state, now, final=True)
+            return self._end("reached", f"{self._label()} is {state}", now)
+        if verdict == "failed":
+            self._narrate(state, now, final=True)
+            what = f"config.toml upload {state}" if self.target == CONFIG_UPLOADED else f"is {state}"
+            return self._end("failed", f"{self._label()} {what}: it will not become {self.target}", now)
+        if now >= self.deadline:
+            return self._end("timed_out", f"{self._label()} still {state} after {duration(now - self.started_at)} "
+                                          f"waiting for {self.target}", now)
+        self._narrate(state, now)
+        return None
+
+    def unavailable(self, error: PuddleError, now: float) -> WaitOutcome | None:
+        """Judge a poll that failed transiently: the wait carries on until its deadline."""
+        if now >= self.deadline:
+            return self._end("timed_out", f"Puddle unavailable until the deadline waiting for {self.target} "
+                                          f"on {self._label()}: {error}", now)
+        if self._said != "unavailable" or now - self._said_at >= self.heartbeat_s:
+            self._say("unavailable", "unavailable",
+                      f"Puddle unavailable while waiting for {self._label()} to be {self.target} ({error}); "
+                      f"polling on, gives up in {duration(self.deadline - now)}", now)
+        return None
+
+    def _narrate(self, state: str, now: float, final: bool = False) -> None:
+        elapsed, left = duration(now - self.started_at), duration(self.deadline - now)
+        if state != self._said:
+            tail = "" if final else f"; waiting for {self.target}, gives up in {left}"
+            self._say("state", state, f"{self._label()} is {state} after {elapsed}{tail}", now)
+        elif now - self._said_at >= self.heartbeat_s:
+            self._say("heartbeat", state, f"{self._label()} still {state} after {elapsed}; gives up in {left}", now)
+
+    def sleep_for(self, poll_interval_s: float, now: float) -> float:
+        """Seconds to sleep before the next poll: the interval, but never past the deadline."""
+        return max(0.0, min(poll_interval_s, self.deadline - now))

@@ -1,0 +1,8 @@
+"""The Puddle domain, shared by the client and the emulator: no I/O, no gRPC calls.
+
+- :mod:`~airflow_puddle.domain.statuses`: the status tables (code and text of every state).
+- :mod:`~airflow_puddle.domain.lifecycle`: the transitions, the stable and terminal sets,
+  the wait targets, which states move toward which goal, and the verdict of one observation.
+- :mod:`~airflow_puddle.domain.clouds`, :mod:`~airflow_puddle.domain.products`: the constants.
+- :mod:`~airflow_puddle.domain.wire`: names both ends of the wire agree on.
+"""
