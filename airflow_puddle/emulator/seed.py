@@ -1,6 +1,6 @@
 """Seed rows for a fresh emulator database: images, instance types and tags.
 
-:class:`~airflow_puddle.emulator.state.PuddleBackend` inserts these only into
+:meth:`airflow_puddle.emulator.store.Store.seed` inserts these only into
 empty tables, so a database keeps whatever it already holds.
 """
 

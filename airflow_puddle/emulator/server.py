@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from airflow_puddle._proto.puddle.v2 import admin_service_pb2, auth_service_pb2
 from airflow_puddle.client.errors import AuthError
 from airflow_puddle.emulator.faults import FaultRegistry
-from airflow_puddle.emulator.servicers import TOKEN_METADATA_KEY, add_servicers, token_from_metadata
+from airflow_puddle.emulator.servicers import TOKEN_METADATA_KEY, acting_as, add_servicers, token_from_metadata
 from airflow_puddle.emulator.state import PuddleBackend
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ class FaultInterceptor(grpc.ServerInterceptor):
 
 
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Rejects calls without a valid ``x-puddle-token``, except to auth, admin, health and reflection."""
+    """The one token check per call: rejects calls without a valid ``x-puddle-token`` (except to auth,
+    admin, health and reflection) and runs the servicer :func:`acting_as` the token's user."""
 
     def __init__(self, backend: PuddleBackend) -> None:
         self._backend = backend
@@ -101,10 +102,11 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 if not token:
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing {TOKEN_METADATA_KEY} metadata")
                 try:
-                    backend.check_token(token)
+                    user = backend.check_token(token)
                 except AuthError as err:
                     context.abort(err.code, err.message)
-                return inner(request, context)
+                with acting_as(user):
+                    return inner(request, context)
 
             return behavior
 

@@ -1,14 +1,19 @@
 """Thin gRPC servicers over :class:`~airflow_puddle.emulator.state.PuddleBackend`.
 
-Each method reads the request, calls the backend and builds the response. The
-one adapter, :func:`puddle_errors`, turns a :class:`PuddleError` raised below
-into ``context.abort(err.code, err.message)``.
+Each method reads the request, calls the backend and maps the typed rows it returns
+to protobuf messages (:mod:`~airflow_puddle.emulator.mapping`). The caller's token is
+checked once, by the server's auth interceptor, which hands the :class:`User` over
+through :func:`acting_as`; servicers read it with :func:`current_user`. The one error
+adapter, :func:`puddle_errors`, turns a :class:`PuddleError` raised below into
+``context.abort(err.code, err.message)``.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 import grpc
@@ -30,11 +35,21 @@ from airflow_puddle._proto.puddle.v2 import (
 from airflow_puddle.client.errors import AuthError, PuddleError
 from airflow_puddle.domain.wire import TOKEN_METADATA_KEY
 from airflow_puddle.emulator.faults import FaultRegistry
-from airflow_puddle.emulator.state import PuddleBackend, User
+from airflow_puddle.emulator.mapping import (
+    experiment_to_proto,
+    image_to_proto,
+    instance_type_to_proto,
+    system_to_proto,
+    tag_to_proto,
+)
+from airflow_puddle.emulator.rows import User
+from airflow_puddle.emulator.state import PuddleBackend
 
 _Self = TypeVar("_Self")
 _Req = TypeVar("_Req")
 _Resp = TypeVar("_Resp")
+
+_caller: ContextVar[User | None] = ContextVar("puddle_caller", default=None)
 
 
 def puddle_errors(
@@ -60,12 +75,22 @@ def token_from_metadata(metadata: Iterable[tuple[str, str | bytes]] | None) -> s
     return None
 
 
-def current_user(backend: PuddleBackend, context: grpc.ServicerContext) -> User:
-    """The user whose token the call carries; ``AuthError`` without a valid one."""
-    token = token_from_metadata(context.invocation_metadata())
-    if not token:
+@contextmanager
+def acting_as(user: User) -> Iterator[None]:
+    """Make ``user`` the caller of the RPC running in this block (set by the auth interceptor)."""
+    reset = _caller.set(user)
+    try:
+        yield
+    finally:
+        _caller.reset(reset)
+
+
+def current_user() -> User:
+    """The caller the auth interceptor let in; ``AuthError`` when no interceptor checked a token."""
+    user = _caller.get()
+    if user is None:
         raise AuthError(f"missing {TOKEN_METADATA_KEY} metadata")
-    return backend.check_token(token)
+    return user
 
 
 class AuthServicer(auth_service_pb2_grpc.AuthServiceServicer):
@@ -96,15 +121,12 @@ class SystemServicer(system_service_pb2_grpc.SystemServiceServicer):
     def __init__(self, backend: PuddleBackend) -> None:
         self._backend = backend
 
-    def _user(self, context: grpc.ServicerContext) -> User:
-        return current_user(self._backend, context)
-
     @puddle_errors
     def CreateSystem(
         self, request: system_service_pb2.CreateSystemRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.CreateSystemResponse:
         system = self._backend.create_system(
-            self._user(context),
+            current_user(),
             cloud=request.cloud,
             name=request.name,
             disk_size_gb=request.disk_size_gb,
@@ -116,76 +138,78 @@ class SystemServicer(system_service_pb2_grpc.SystemServiceServicer):
             instance_type_name=request.instance_type_name,
             tags=[(t.label, t.value) for t in request.tags],
         )
-        return system_service_pb2.CreateSystemResponse(system=system)
+        return system_service_pb2.CreateSystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def GetSystem(
         self, request: system_service_pb2.GetSystemRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.GetSystemResponse:
-        system, models = self._backend.get_system(self._user(context), request.system_id)
-        return system_service_pb2.GetSystemResponse(system=system, models=models)
+        system, experiments = self._backend.get_system(current_user(), request.system_id)
+        return system_service_pb2.GetSystemResponse(
+            system=system_to_proto(system), models=[experiment_to_proto(e) for e in experiments]
+        )
 
     @puddle_errors
     def ListSystems(
         self, request: system_service_pb2.ListSystemsRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.ListSystemsResponse:
-        systems = self._backend.list_systems(self._user(context), request.cloud)
-        return system_service_pb2.ListSystemsResponse(systems=systems)
+        systems = self._backend.list_systems(current_user(), request.cloud)
+        return system_service_pb2.ListSystemsResponse(systems=[system_to_proto(s) for s in systems])
 
     @puddle_errors
     def StartSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
-        system = self._backend.start_system(self._user(context), request.system_id)
-        return system_service_pb2.SystemResponse(system=system)
+        system = self._backend.start_system(current_user(), request.system_id)
+        return system_service_pb2.SystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def StopSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
-        system = self._backend.stop_system(self._user(context), request.system_id)
-        return system_service_pb2.SystemResponse(system=system)
+        system = self._backend.stop_system(current_user(), request.system_id)
+        return system_service_pb2.SystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def RestartSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
-        system = self._backend.restart_system(self._user(context), request.system_id)
-        return system_service_pb2.SystemResponse(system=system)
+        system = self._backend.restart_system(current_user(), request.system_id)
+        return system_service_pb2.SystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def TerminateSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
-        system = self._backend.terminate_system(self._user(context), request.system_id)
-        return system_service_pb2.SystemResponse(system=system)
+        system = self._backend.terminate_system(current_user(), request.system_id)
+        return system_service_pb2.SystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def FailSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
-        system = self._backend.fail_system(self._user(context), request.system_id)
-        return system_service_pb2.SystemResponse(system=system)
+        system = self._backend.fail_system(current_user(), request.system_id)
+        return system_service_pb2.SystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def RefreshIdleTimeout(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
-        system = self._backend.refresh_idle_timeout(self._user(context), request.system_id)
-        return system_service_pb2.SystemResponse(system=system)
+        system = self._backend.refresh_idle_timeout(current_user(), request.system_id)
+        return system_service_pb2.SystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def UpdateConfigToml(
         self, request: system_service_pb2.UpdateConfigTomlRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
-        system = self._backend.update_config_toml(self._user(context), request.system_id, request.config_toml)
-        return system_service_pb2.SystemResponse(system=system)
+        system = self._backend.update_config_toml(current_user(), request.system_id, request.config_toml)
+        return system_service_pb2.SystemResponse(system=system_to_proto(system))
 
     @puddle_errors
     def GetCUConsumptionInfo(
         self, request: system_service_pb2.GetCUConsumptionInfoRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.GetCUConsumptionInfoResponse:
-        info = self._backend.cu_info(self._user(context))
+        info = self._backend.cu_info(current_user())
         return system_service_pb2.GetCUConsumptionInfoResponse(
             available_cu=info.available_cu,
             consumed_cu=info.consumed_cu,
@@ -206,8 +230,8 @@ class ImageServicer(image_service_pb2_grpc.ImageServiceServicer):
     def ListAvailableImages(
         self, request: image_service_pb2.ListAvailableImagesRequest, context: grpc.ServicerContext
     ) -> image_service_pb2.ListAvailableImagesResponse:
-        current_user(self._backend, context)
-        return image_service_pb2.ListAvailableImagesResponse(images=self._backend.list_images(request.cloud))
+        images = self._backend.list_images(request.cloud)
+        return image_service_pb2.ListAvailableImagesResponse(images=[image_to_proto(i) for i in images])
 
 
 class InstanceTypeServicer(instance_type_service_pb2_grpc.InstanceTypeServiceServicer):
@@ -222,9 +246,9 @@ class InstanceTypeServicer(instance_type_service_pb2_grpc.InstanceTypeServiceSer
         request: instance_type_service_pb2.ListAvailableInstanceTypesRequest,
         context: grpc.ServicerContext,
     ) -> instance_type_service_pb2.ListAvailableInstanceTypesResponse:
-        current_user(self._backend, context)
+        types = self._backend.list_instance_types(request.cloud)
         return instance_type_service_pb2.ListAvailableInstanceTypesResponse(
-            instance_types=self._backend.list_instance_types(request.cloud)
+            instance_types=[instance_type_to_proto(t) for t in types]
         )
 
 
@@ -238,8 +262,7 @@ class TagServicer(tag_service_pb2_grpc.TagServiceServicer):
     def ListTags(
         self, request: tag_service_pb2.ListTagsRequest, context: grpc.ServicerContext
     ) -> tag_service_pb2.ListTagsResponse:
-        current_user(self._backend, context)
-        return tag_service_pb2.ListTagsResponse(tags=self._backend.list_tags())
+        return tag_service_pb2.ListTagsResponse(tags=[tag_to_proto(t) for t in self._backend.list_tags()])
 
 
 class EmulatorAdminServicer(admin_service_pb2_grpc.EmulatorAdminServiceServicer):

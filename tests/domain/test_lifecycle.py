@@ -15,7 +15,7 @@ from airflow_puddle.domain.lifecycle import (
     wait_verdict,
 )
 from airflow_puddle.domain.statuses import SystemStatuses as S
-from airflow_puddle.emulator import state
+from airflow_puddle.emulator import lifecycle as state
 
 STARTED, STOPPED, FAILED, TERMINATED, STOPPING = (s.code for s in (
     S.SYSTEM_STATUS_STARTED, S.SYSTEM_STATUS_STOPPED, S.SYSTEM_STATUS_FAILED, S.SYSTEM_STATUS_TERMINATED,

@@ -15,7 +15,7 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2_grpc,
 )
 from airflow_puddle.emulator import EmulatorServer, PuddleBackend
-from airflow_puddle.emulator.state import User
+from airflow_puddle.emulator.rows import User
 
 API_KEY_ID = "test-key-id"
 API_SECRET_KEY = "test-secret-key"

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle._proto.puddle.v2 import system_service_pb2
 from airflow_puddle.client.errors import (
     AuthError,
     NotFoundError,
@@ -15,14 +14,14 @@ from airflow_puddle.client.errors import (
 )
 from airflow_puddle.client.models import Image, System
 from airflow_puddle.emulator import PuddleBackend, seed
-from airflow_puddle.emulator.state import User
+from airflow_puddle.emulator.rows import SystemRow, User
 
 from .conftest import API_KEY_ID, API_SECRET_KEY, FakeClock
 
 S = System
 
 
-def _create(backend: PuddleBackend, user: User, **overrides: Any) -> system_service_pb2.System:
+def _create(backend: PuddleBackend, user: User, **overrides: Any) -> SystemRow:
     args: dict[str, Any] = {
         "cloud": "aws", "name": "sys-a", "disk_size_gb": 256, "idle_interval": 60, "product": "dai",
         "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [("Team", "ml")],
@@ -31,11 +30,11 @@ def _create(backend: PuddleBackend, user: User, **overrides: Any) -> system_serv
     return backend.create_system(user, **args)
 
 
-def _get(backend: PuddleBackend, user: User, system_id: str) -> system_service_pb2.System:
+def _get(backend: PuddleBackend, user: User, system_id: str) -> SystemRow:
     return backend.get_system(user, system_id)[0]
 
 
-def _triple(system: system_service_pb2.System) -> tuple[int, int, int]:
+def _triple(system: SystemRow) -> tuple[int, int, int]:
     return system.status, system.vm_status, system.product_status
 
 
@@ -107,7 +106,7 @@ def test_create_steps_to_started_and_fills_connection_details(
     assert system.config_status == S.CONFIG_STATUS_OK.code
     assert (system.owner_id, system.owner_name) == (user.id, "demo")
     assert (system.instance_type, system.cu, system.gpu) == ("m5.2xlarge", 4, False)
-    assert [(t.label, t.value) for t in system.tags] == [("Team", "ml")]
+    assert system.tags == (("Team", "ml"),)
     assert len(models) == 2
     assert all(m.id and m.scorer for m in models)
     # deterministic fakes
@@ -199,7 +198,7 @@ PRECONDITIONS = [
 ]
 
 
-def _act(backend: PuddleBackend, user: User, action: str, system_id: str) -> system_service_pb2.System:
+def _act(backend: PuddleBackend, user: User, action: str, system_id: str) -> SystemRow:
     if action == "config":
         return backend.update_config_toml(user, system_id, "a = 1")
     method = {
@@ -465,7 +464,7 @@ def test_create_by_image_and_instance_type_ids_with_tag_defaults(
     )
     assert (system.cloud, system.product, system.version) == ("gcp", "h2o3", "3.46.0.6")
     assert (system.instance_type, system.gpu_type) == ("a2-highgpu-1g", "A100")
-    assert [(t.label, t.value) for t in system.tags] == [("Team", "data-science"), ("CostCenter", "42")]
+    assert system.tags == (("Team", "data-science"), ("CostCenter", "42"))
 
 
 # --------------------------------------------------------------------------- catalogue, auth, clock

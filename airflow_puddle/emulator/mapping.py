@@ -1,0 +1,69 @@
+"""Typed rows to protobuf messages: used only by :mod:`airflow_puddle.emulator.servicers`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from airflow_puddle._proto.puddle.v2 import (
+    image_service_pb2,
+    instance_type_service_pb2,
+    system_service_pb2,
+    tag_service_pb2,
+)
+from airflow_puddle.emulator.rows import ExperimentRow, ImageRow, InstanceTypeRow, SystemRow, TagRow
+
+
+def _enum(code: int) -> Any:
+    """An enum field's value: the code itself (protobuf takes ints; its stubs ask for the enum type)."""
+    return code
+
+
+def system_to_proto(s: SystemRow) -> system_service_pb2.System:
+    """The one place a system row becomes a ``System`` message."""
+    return system_service_pb2.System(
+        id=s.id, name=s.name, owner_id=s.owner_id, owner_name=s.owner_name,
+        cloud=s.cloud, cloud_id=s.cloud_id, product=s.product, version=s.version,
+        image_id=s.image_id, instance_type=s.instance_type, gpu=s.gpu,
+        gpu_count=s.gpu_count, gpu_type=s.gpu_type, disk_size_gb=s.disk_size_gb,
+        status=_enum(s.status), vm_status=_enum(s.vm_status), product_status=_enum(s.product_status),
+        config_status=_enum(s.config_status), config_toml=s.config_toml,
+        can_fail=s.can_fail, can_launch=s.can_launch, in_transition=s.in_transition,
+        provisioned=s.provisioned, default_url=s.default_url, ip_address=s.ip_address,
+        private_ip=s.private_ip, public_ip=s.public_ip, username=s.username,
+        password=s.password, auth_type=s.auth_type,
+        idle_timeout=int(s.idle_timeout or 0), idle_timeout_interval=s.idle_timeout_interval,
+        current_session_cost=s.current_session_cost, previous_sessions_cost=s.previous_sessions_cost,
+        created=int(s.created), updated=int(s.updated),
+        tags=[system_service_pb2.TagData(label=label, value=value) for label, value in s.tags],
+        cu=s.cu,
+    )
+
+
+def experiment_to_proto(e: ExperimentRow) -> system_service_pb2.DAIModel:
+    """A fake experiment as a ``DAIModel`` (the fields share their names)."""
+    return system_service_pb2.DAIModel(**asdict(e))
+
+
+def image_to_proto(i: ImageRow) -> image_service_pb2.Image:
+    """An image; ``selected_version`` is its id."""
+    return image_service_pb2.Image(
+        id=i.id, product=i.product, version=i.version, text=i.text, selected_version=i.id,
+        status=_enum(i.status), cloud=i.cloud,
+    )
+
+
+def instance_type_to_proto(t: InstanceTypeRow) -> instance_type_service_pb2.InstanceType:
+    """An instance type."""
+    return instance_type_service_pb2.InstanceType(
+        id=t.id, text=t.text, gpu=t.gpu, gpu_count=t.gpu_count, gpu_type=t.gpu_type, price=t.price,
+        cu=t.cu, cloud=t.cloud,
+    )
+
+
+def tag_to_proto(t: TagRow) -> tag_service_pb2.Tag:
+    """A tag definition (times as whole seconds)."""
+    return tag_service_pb2.Tag(
+        id=t.id, label=t.label, default_value=t.default_value, input_type=t.input_type,
+        required=t.required, status=_enum(t.status), created=int(t.created), updated=int(t.updated),
+    )

@@ -1,0 +1,201 @@
+"""The typed rows the emulator's state layer returns: plain frozen dataclasses, never protobuf messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from airflow_puddle.domain.lifecycle import STABLE_SYSTEM_STATUSES, Phase
+from airflow_puddle.domain.statuses import SystemStatuses
+
+
+@dataclass(frozen=True)
+class User:
+    """The user an API key pair logs in as."""
+
+    id: str
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What a login returns: the token, when it expires, and the user."""
+
+    token: str
+    expires_at: int
+    user: User
+
+
+@dataclass(frozen=True)
+class SystemCU:
+    """One system consuming compute units."""
+
+    system_id: str
+    system_name: str
+    cu: int
+
+
+@dataclass(frozen=True)
+class CUInfo:
+    """Compute units: consumed by every system, still available, and the user's consumers."""
+
+    available_cu: int
+    consumed_cu: int
+    systems: tuple[SystemCU, ...]
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One image of the catalogue."""
+
+    id: str
+    cloud: str
+    product: str
+    version: str
+    text: str
+    status: int
+
+
+@dataclass(frozen=True)
+class InstanceTypeRow:
+    """One instance type; ``price`` is per hour, ``cu`` the compute units it consumes."""
+
+    id: str
+    cloud: str
+    text: str
+    price: float
+    cu: int
+    gpu_count: int
+    gpu_type: str
+
+    @property
+    def gpu(self) -> bool:
+        """Whether the type has a GPU."""
+        return self.gpu_count > 0
+
+
+@dataclass(frozen=True)
+class TagRow:
+    """One tag definition."""
+
+    id: str
+    label: str
+    default_value: str
+    input_type: str
+    required: bool
+    status: int
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class SystemRow:
+    """One system as stored, read at emulator time ``as_of`` (the one field that is not a column).
+
+    ``phase``, ``phase_step`` and ``phase_started_at`` place a running transition;
+    ``due_at`` is when the lifecycle next has something to apply (None: nothing).
+    """
+
+    id: str
+    name: str
+    owner_id: str
+    owner_name: str
+    cloud: str
+    cloud_id: str
+    product: str
+    version: str
+    image_id: str
+    instance_type_id: str
+    instance_type: str
+    gpu_count: int
+    gpu_type: str
+    price: float
+    cu: int
+    disk_size_gb: int
+    tags: tuple[tuple[str, str], ...]
+    status: int
+    vm_status: int
+    product_status: int
+    phase: Phase | None
+    phase_step: int
+    phase_started_at: float | None
+    fail_next_transition: bool
+    config_status: int
+    config_toml: str
+    pending_config_toml: str | None
+    config_started_at: float | None
+    fail_next_config: bool
+    provisioned: bool
+    default_url: str
+    ip_address: str
+    private_ip: str
+    public_ip: str
+    username: str
+    password: str
+    auth_type: str
+    idle_timeout: float | None
+    idle_timeout_interval: int
+    session_started_at: float | None
+    session_cost: float
+    previous_sessions_cost: float
+    created: float
+    updated: float
+    due_at: float | None
+    as_of: float
+
+    @property
+    def gpu(self) -> bool:
+        """Whether the system's instance type has a GPU."""
+        return self.gpu_count > 0
+
+    @property
+    def in_transition(self) -> bool:
+        """Whether the system is between stable states."""
+        return self.status not in STABLE_SYSTEM_STATUSES
+
+    @property
+    def can_fail(self) -> bool:
+        """Whether FailSystem applies (only to a system in transition)."""
+        return self.in_transition
+
+    @property
+    def can_launch(self) -> bool:
+        """Whether the system can be started."""
+        return self.status == SystemStatuses.SYSTEM_STATUS_STOPPED.code
+
+    @property
+    def current_session_cost(self) -> float:
+        """The cost of the running session at ``as_of`` (frozen once the session ended)."""
+        if self.session_started_at is None:
+            return float(self.session_cost)
+        return session_cost(self.price, self.session_started_at, self.as_of)
+
+
+def session_cost(price: float, started_at: float, at: float) -> float:
+    """What a session that began at ``started_at`` costs at ``at``, for ``price`` per hour."""
+    return round(price * max(0.0, at - started_at) / 3600, 6)
+
+
+SYSTEM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SystemRow) if f.name != "as_of")
+"""The ``systems`` table's columns, in :class:`SystemRow` order."""
+
+
+@dataclass(frozen=True)
+class ExperimentRow:
+    """One (fake) Driverless AI experiment of a started system."""
+
+    id: str
+    description: str
+    dataset: str
+    target: str
+    scorer: str
+    accuracy: int
+    time: int
+    interpretability: int
+    progress: float
+    status: float
+    score: float
+    test_score: float
+    training_duration: float
+    created: int
+    updated: int
