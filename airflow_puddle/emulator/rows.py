@@ -90,7 +90,7 @@ class TagRow:
 
 @dataclass(frozen=True)
 class SystemRow:
-    """One system as stored, read at emulator time ``as_of`` (the one field that is not a column).
+    """One system as stored, read at emulator time ``as_of`` (the last field, and the only one not a column).
 
     ``phase``, ``phase_step`` and ``phase_started_at`` place a running transition;
     ``due_at`` is when the lifecycle next has something to apply (None: nothing).

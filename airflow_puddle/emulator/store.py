@@ -63,15 +63,19 @@ CREATE INDEX IF NOT EXISTS systems_owner ON systems (owner_id);
 _DUE_INDEX = "CREATE INDEX IF NOT EXISTS systems_due ON systems (due_at)"
 
 _BOOLEANS = ("fail_next_transition", "fail_next_config", "provisioned")
+_BOOLEAN_AT = tuple(SYSTEM_COLUMNS.index(name) for name in _BOOLEANS)
+_TAGS_AT = SYSTEM_COLUMNS.index("tags")
+# Named columns in field order: rows convert by position (dict(sqlite3.Row) looks every name up).
+_SELECT_SYSTEMS = f"SELECT {', '.join(SYSTEM_COLUMNS)} FROM systems"
 _NOT_CONSUMING = ", ".join("?" for _ in NOT_CONSUMING_STATUSES)
 
 
 def _system(row: sqlite3.Row, as_of: float) -> SystemRow:
-    values = dict(row)
-    values["tags"] = tuple((label, value) for label, value in json.loads(values["tags"]))
-    for name in _BOOLEANS:
-        values[name] = bool(values[name])
-    return SystemRow(**values, as_of=as_of)
+    values = [*row, as_of]
+    values[_TAGS_AT] = tuple((label, value) for label, value in json.loads(values[_TAGS_AT]))
+    for at in _BOOLEAN_AT:
+        values[at] = bool(values[at])
+    return SystemRow(*values)
 
 
 def _columns(s: SystemRow) -> dict[str, Any]:
@@ -207,12 +211,12 @@ class Store:
 
     def system(self, system_id: str, as_of: float) -> SystemRow | None:
         """One system, or None."""
-        row = self._conn.execute("SELECT * FROM systems WHERE id = ?", (system_id,)).fetchone()
+        row = self._conn.execute(f"{_SELECT_SYSTEMS} WHERE id = ?", (system_id,)).fetchone()
         return None if row is None else _system(row, as_of)
 
     def systems(self, owner_id: str, cloud: str, as_of: float) -> list[SystemRow]:
         """The owner's systems that are not terminated, in ``cloud`` (every cloud when empty), oldest first."""
-        sql = "SELECT * FROM systems WHERE owner_id = ? AND status != ?"
+        sql = f"{_SELECT_SYSTEMS} WHERE owner_id = ? AND status != ?"
         args: list[Any] = [owner_id, _S.SYSTEM_STATUS_TERMINATED.code]
         if cloud:
             sql += " AND cloud = ?"
@@ -221,7 +225,7 @@ class Store:
 
     def due_systems(self, now: float) -> list[SystemRow]:
         """The systems whose ``due_at`` has come by ``now`` (an index range scan), earliest first."""
-        rows = self._conn.execute("SELECT * FROM systems WHERE due_at <= ? ORDER BY due_at", (now,))
+        rows = self._conn.execute(f"{_SELECT_SYSTEMS} WHERE due_at <= ? ORDER BY due_at", (now,))
         return [_system(r, now) for r in rows]
 
     def live_system_named(self, owner_id: str, name: str) -> str | None:
@@ -252,7 +256,7 @@ class Store:
     def systems_maybe_due(self, as_of: float) -> list[SystemRow]:
         """Every system that could have something due (in a transition, uploading, started) or has a due_at."""
         rows = self._conn.execute(
-            "SELECT * FROM systems WHERE phase IS NOT NULL OR config_status = ? OR status = ? OR due_at IS NOT NULL",
+            f"{_SELECT_SYSTEMS} WHERE phase IS NOT NULL OR config_status = ? OR status = ? OR due_at IS NOT NULL",
             (_S.CONFIG_STATUS_UPLOADING.code, _S.SYSTEM_STATUS_STARTED.code),
         )
         return [_system(r, as_of) for r in rows]
