@@ -35,6 +35,7 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/bench_client.py
+	$(PY) benchmarks/bench_emulator.py
 
 emulator: venv
 	$(BIN)/puddle-emulator --db .puddle-emulator.sqlite
