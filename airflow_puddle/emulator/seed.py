@@ -11,31 +11,7 @@ from dataclasses import dataclass
 from airflow_puddle.domain.clouds import ALL_CLOUDS, CLOUD_AWS, CLOUD_AZURE, CLOUD_GCP
 from airflow_puddle.domain.products import PRODUCT_DAI, PRODUCT_H2O3
 from airflow_puddle.domain.statuses import ImageStatuses as Image
-
-
-@dataclass(frozen=True)
-class SeedImage:
-    """One image row."""
-
-    id: str
-    cloud: str
-    product: str
-    version: str
-    text: str
-    status: int
-
-
-@dataclass(frozen=True)
-class SeedInstanceType:
-    """One instance type row; ``price`` is per hour, ``cu`` the compute units it consumes."""
-
-    id: str
-    cloud: str
-    text: str
-    price: float
-    cu: int
-    gpu_count: int = 0
-    gpu_type: str = ""
+from airflow_puddle.emulator.rows import ImageRow, InstanceTypeRow
 
 
 @dataclass(frozen=True)
@@ -49,8 +25,8 @@ class SeedTag:
     required: bool
 
 
-def _image(cloud: str, product: str, version: str, status: int = Image.IMAGE_STATUS_AVAILABLE.code) -> SeedImage:
-    return SeedImage(
+def _image(cloud: str, product: str, version: str, status: int = Image.IMAGE_STATUS_AVAILABLE.code) -> ImageRow:
+    return ImageRow(
         id=f"img-{cloud}-{product}-{version}",
         cloud=cloud,
         product=product,
@@ -60,7 +36,7 @@ def _image(cloud: str, product: str, version: str, status: int = Image.IMAGE_STA
     )
 
 
-IMAGES: tuple[SeedImage, ...] = (
+IMAGES: tuple[ImageRow, ...] = (
     *(
         image
         for cloud in ALL_CLOUDS
@@ -78,15 +54,15 @@ IMAGES: tuple[SeedImage, ...] = (
 
 def _it(
     cloud: str, text: str, price: float, cu: int, gpu_count: int = 0, gpu_type: str = ""
-) -> SeedInstanceType:
+) -> InstanceTypeRow:
     slug = text.lower().replace(".", "-").replace("_", "-")
-    return SeedInstanceType(
+    return InstanceTypeRow(
         id=f"it-{cloud}-{slug}", cloud=cloud, text=text, price=price, cu=cu,
         gpu_count=gpu_count, gpu_type=gpu_type,
     )
 
 
-INSTANCE_TYPES: tuple[SeedInstanceType, ...] = (
+INSTANCE_TYPES: tuple[InstanceTypeRow, ...] = (
     _it(CLOUD_AWS.id, "m5.2xlarge", 0.384, 4),
     _it(CLOUD_AWS.id, "r5.4xlarge", 1.008, 8),
     _it(CLOUD_AWS.id, "p3.2xlarge", 3.06, 16, 1, "V100"),

@@ -46,8 +46,6 @@ from airflow_puddle.emulator.store import Store
 __all__ = ["CUInfo", "LoginResult", "PuddleBackend", "SystemCU", "SystemRow", "User"]
 
 _S = SystemStatuses
-
-
 P = ParamSpec("P")
 R = TypeVar("R")
 _Method = Callable[Concatenate["PuddleBackend", P], R]
@@ -101,7 +99,8 @@ class PuddleBackend:
     Thread-safe: every public method runs under one lock (the gRPC server is
     threaded). ``clock`` replaces ``time.time`` (tests pass a fake clock); the
     emulator's ``now()`` is that clock plus an offset kept in the database, so
-    :meth:`advance_clock` survives restarts.
+    :meth:`advance_clock` survives restarts. Its parts, ``store``, ``lifecycle`` and
+    ``catalog``, are exposed for tests to observe; they take no lock of their own.
     """
 
     def __init__(
