@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, ClassVar, TypeVar
@@ -273,6 +274,14 @@ class SystemsOps(BaseCloudClient):
             return system
         return (yield from self._mutate("TerminateSystem", system_id))
 
+    def _poll(self, tracker: WaitTracker) -> Op[WaitOutcome | None]:
+        """One poll of a wait, judged: an outcome ends the wait, None polls on (Puddle unavailable too)."""
+        try:
+            system = yield from self._get(tracker.system_id)
+        except PuddleUnavailableError as err:
+            return tracker.unavailable(err, time.time())
+        return tracker.observe(system, time.time())
+
     def _wait(
         self,
         system_id: str,
@@ -285,15 +294,17 @@ class SystemsOps(BaseCloudClient):
         validation.validate_system_id(system_id)
         tracker = WaitTracker(system_id, target, deadline, time.time(), on_state or log_progress)
         while True:
-            try:
-                system = yield from self._get(system_id)
-            except PuddleUnavailableError as err:
-                outcome = tracker.unavailable(err, time.time())
-            else:
-                outcome = tracker.observe(system, time.time())
+            outcome = yield from self._poll(tracker)
             if outcome is not None:
                 return outcome
             yield Sleep(tracker.sleep_for(poll_interval_s, time.time()))
+
+    def _check(
+        self, system_id: str, target: WaitTarget, on_state: Callable[[WaitProgress], None] | None
+    ) -> Op[WaitOutcome | None]:
+        validation.validate_system_id(system_id)
+        return (yield from self._poll(WaitTracker(system_id, check_wait_target(target), math.inf, time.time(),
+                                                  on_state or log_progress)))
 
     def _wait_args(
         self, target: object, deadline: object, timeout_s: object, poll_interval_s: object

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("airflow_puddle.client")
 
 DEFAULT_TIMEOUT_S = 30.0
+CHANNEL_OPTIONS = (
+    # gRPC's default reconnect backoff grows to 120 s: a wait would notice a backend that is back
+    # up to two minutes late. Keep reconnect attempts at most 10 s apart.
+    ("grpc.max_reconnect_backoff_ms", 10_000),
+)
 
 _STUBS: dict[str, Any] = {
     "AuthService": auth_service_pb2_grpc.AuthServiceStub,
@@ -176,9 +181,9 @@ class SyncChannel:
         if self._channel is None:
             t = self.config.target
             self._channel = (
-                grpc.secure_channel(t.authority, self.config.credentials())
+                grpc.secure_channel(t.authority, self.config.credentials(), options=CHANNEL_OPTIONS)
                 if t.tls
-                else grpc.insecure_channel(t.authority)
+                else grpc.insecure_channel(t.authority, options=CHANNEL_OPTIONS)
             )
         if service not in self._stubs:
             self._stubs[service] = _STUBS[service](self._channel)
@@ -203,7 +208,7 @@ class SyncChannel:
                     log.info("%s: token rejected, logging in again", rpc.method)
                     continue
                 delay = self.config.retry.backoff(attempt)
-                log.warning("%s failed with %s, retry %d in %.2fs", rpc.method, err.code().name, attempt, delay)
+                log.debug("%s failed with %s, retry %d in %.2fs", rpc.method, err.code().name, attempt, delay)
                 time.sleep(delay)
 
     def close(self) -> None:
@@ -224,9 +229,9 @@ class AsyncChannel:
         if self._channel is None:
             t = self.config.target
             self._channel = (
-                grpc.aio.secure_channel(t.authority, self.config.credentials())
+                grpc.aio.secure_channel(t.authority, self.config.credentials(), options=CHANNEL_OPTIONS)
                 if t.tls
-                else grpc.aio.insecure_channel(t.authority)
+                else grpc.aio.insecure_channel(t.authority, options=CHANNEL_OPTIONS)
             )
         if service not in self._stubs:
             self._stubs[service] = _STUBS[service](self._channel)
@@ -251,7 +256,7 @@ class AsyncChannel:
                     log.info("%s: token rejected, logging in again", rpc.method)
                     continue
                 delay = self.config.retry.backoff(attempt)
-                log.warning("%s failed with %s, retry %d in %.2fs", rpc.method, err.code().name, attempt, delay)
+                log.debug("%s failed with %s, retry %d in %.2fs", rpc.method, err.code().name, attempt, delay)
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:

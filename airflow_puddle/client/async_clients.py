@@ -125,6 +125,12 @@ class AsyncSystemsClient(AsyncDriver, SystemsOps):
         checked, end, interval = self._wait_args(target, deadline, timeout_s, poll_interval_s)
         return await self._run(self._wait(system_id, checked, end, interval, on_state))
 
+    async def check(
+        self, system_id: str, target: WaitTarget, *, on_state: Callable[[WaitProgress], None] | None = None
+    ) -> WaitOutcome | None:
+        """Async version of :meth:`SystemsClient.check`."""
+        return await self._run(self._check(system_id, target, on_state))
+
     async def _wait_for(self, system_id: str, target: WaitTarget, poll_interval_s: float | None,
                         timeout_s: float | None) -> System:
         outcome = await self.wait(system_id, target, timeout_s=timeout_s, poll_interval_s=poll_interval_s)

@@ -132,6 +132,15 @@ class SystemsClient(SyncDriver, SystemsOps):
         checked, end, interval = self._wait_args(target, deadline, timeout_s, poll_interval_s)
         return self._run(self._wait(system_id, checked, end, interval, on_state))
 
+    def check(
+        self, system_id: str, target: WaitTarget, *, on_state: Callable[[WaitProgress], None] | None = None
+    ) -> WaitOutcome | None:
+        """One poll, judged as :meth:`wait` would: its outcome if the wait would end now, else None.
+
+        None also while Puddle is unavailable. What a sensor's poke runs.
+        """
+        return self._run(self._check(system_id, target, on_state))
+
     def _wait_for(self, system_id: str, target: WaitTarget, poll_interval_s: float | None,
                   timeout_s: float | None) -> System:
         outcome = self.wait(system_id, target, timeout_s=timeout_s, poll_interval_s=poll_interval_s)

@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from airflow_puddle.client.errors import NotFoundError, PuddleError, PuddleTimeoutError, SystemFailedError
 from airflow_puddle.client.models import System
@@ -54,10 +54,24 @@ class WaitProgress:
     remaining_s: float
 
 
-def log_progress(progress: WaitProgress) -> None:
-    """The default narrator: the client's logger, a warning while the backend is unavailable."""
-    level = logging.WARNING if progress.kind == "unavailable" else logging.INFO
-    log.log(level, "%s", progress.message)
+class Logs(Protocol):
+    """What a narrator needs of a logger (stdlib and Airflow's structlog loggers both fit)."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+    def warning(self, msg: Any, /, *args: Any) -> Any: ...
+
+
+def narrator(logger: Logs) -> Callable[[WaitProgress], None]:
+    """An ``on_state`` that tells ``logger``: a warning while Puddle is unavailable, info otherwise."""
+
+    def narrate(progress: WaitProgress) -> None:
+        (logger.warning if progress.kind == "unavailable" else logger.info)("%s", progress.message)
+
+    return narrate
+
+
+log_progress = narrator(log)
+"""The default narrator: the client's logger."""
 
 
 @dataclass(frozen=True)
@@ -158,16 +172,21 @@ class WaitTracker:
         if self._said != "unavailable" or now - self._said_at >= self.heartbeat_s:
             self._say("unavailable", "unavailable",
                       f"Puddle unavailable while waiting for {self._label()} to be {self.target} ({error}); "
-                      f"polling on, gives up in {duration(self.deadline - now)}", now)
+                      f"polling on{self._gives_up(now)}", now)
         return None
 
     def _narrate(self, state: str, now: float, final: bool = False) -> None:
-        elapsed, left = duration(now - self.started_at), duration(self.deadline - now)
+        elapsed, left = duration(now - self.started_at), self._gives_up(now)
         if state != self._said:
-            tail = "" if final else f"; waiting for {self.target}, gives up in {left}"
-            self._say("state", state, f"{self._label()} is {state} after {elapsed}{tail}", now)
+            after = "" if self._said is None else f" after {elapsed}"
+            tail = "" if final else f"; waiting for {self.target}{left}"
+            self._say("state", state, f"{self._label()} is {state}{after}{tail}", now)
         elif now - self._said_at >= self.heartbeat_s:
-            self._say("heartbeat", state, f"{self._label()} still {state} after {elapsed}; gives up in {left}", now)
+            self._say("heartbeat", state, f"{self._label()} still {state} after {elapsed}{left.replace(',', ';', 1)}",
+                      now)
+
+    def _gives_up(self, now: float) -> str:
+        return "" if math.isinf(self.deadline) else f", gives up in {duration(self.deadline - now)}"
 
     def sleep_for(self, poll_interval_s: float, now: float) -> float:
         """Seconds to sleep before the next poll: the interval, but never past the deadline."""

@@ -144,4 +144,4 @@ def check_wait_target(target: object, field: str = "target") -> WaitTarget:
     """``target`` if it is a wait target; ``ValueError`` naming ``field`` and the choices otherwise."""
     if target not in ALL_WAIT_TARGETS:
         raise ValueError(f"{field}: must be one of {', '.join(ALL_WAIT_TARGETS)}, got {target!r}")
-    return target  # type: ignore[return-value]
+    return target

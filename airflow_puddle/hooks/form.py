@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S
+from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy
 from airflow_puddle.domain.clouds import ALL_CLOUDS
+
+_RETRY = RetryPolicy()
 
 CONN_FIELDS: dict[str, dict[str, Any]] = {
     "cloud": {
@@ -28,10 +30,20 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT_S},
         "description": "Deadline of each gRPC call.",
     },
+    "retries": {
+        "label": "Retries of a failed read",
+        "schema": {"type": ["integer", "null"], "minimum": 0, "maximum": 20, "default": _RETRY.max_attempts - 1},
+        "description": "How often a read that failed transiently is tried again (changes are never retried).",
+    },
+    "retry_max_wait": {
+        "label": "Longest wait between retries (seconds)",
+        "schema": {"type": ["number", "null"], "default": _RETRY.max_backoff_s},
+        "description": "Backoff grows exponentially, with jitter, up to this.",
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
-    "hidden_fields": ["schema"],
+    "hidden-fields": ["schema"],
     "relabeling": {"login": "API key ID", "password": "API secret key", "host": "Server address"},
     "placeholders": {
         "host": "https://puddle.example.com (http://127.0.0.1 for the emulator)",

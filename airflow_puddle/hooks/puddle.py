@@ -20,7 +20,8 @@ from airflow_puddle.client import (
     SystemsClient,
     TagsClient,
 )
-from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, Target
+from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy, Target
+from airflow_puddle.client.validation import validate_seconds
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
 from airflow_puddle.hooks.form import UI_FIELD_BEHAVIOUR
 
@@ -42,6 +43,7 @@ class PuddleSettings:
     cloud: CloudProvider
     ca_cert: str | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @classmethod
     def from_connection(cls, conn: Connection) -> PuddleSettings:
@@ -64,10 +66,10 @@ class PuddleSettings:
         if not conn.password:
             raise PuddleConnectionError(f"connection {cid!r}: password (the API secret key) is required")
         extra = _extra(conn)
-        unknown = set(extra) - {"cloud", "ca_cert", "timeout"}
+        unknown = set(extra) - set(EXTRA_FIELDS)
         if unknown:
             raise PuddleConnectionError(
-                f"connection {cid!r}: extra: unknown field(s) {sorted(unknown)}; known: cloud, ca_cert, timeout"
+                f"connection {cid!r}: extra: unknown field(s) {sorted(unknown)}; known: {', '.join(EXTRA_FIELDS)}"
             )
         try:
             cloud = cloud_by_id(str(extra.get("cloud") or "aws"))
@@ -78,24 +80,20 @@ class PuddleSettings:
             raise PuddleConnectionError(
                 f"connection {cid!r}: extra.ca_cert: must be PEM text (-----BEGIN CERTIFICATE-----...), not a path"
             )
-        timeout = extra.get("timeout", DEFAULT_TIMEOUT_S)
         try:
-            timeout_s = float(timeout)
-        except (TypeError, ValueError):
-            raise PuddleConnectionError(
-                f"connection {cid!r}: extra.timeout: must be a number of seconds, got {timeout!r}"
-            ) from None
-        if timeout_s <= 0:
-            raise PuddleConnectionError(f"connection {cid!r}: extra.timeout: must be positive, got {timeout_s}")
-        return cls(address, conn.login, conn.password, cloud, str(ca_cert) if ca_cert else None, timeout_s)
+            timeout_s = validate_seconds("timeout", _number(extra.get("timeout", DEFAULT_TIMEOUT_S)))
+            retry = _retry_policy(extra)
+        except ValueError as err:
+            raise PuddleConnectionError(f"connection {cid!r}: extra.{err}") from None
+        return cls(address, conn.login, conn.password, cloud, str(ca_cert) if ca_cert else None, timeout_s, retry)
 
     def authorizer(self) -> Authorizer:
         return Authorizer(self.server_address, self.api_key_id, self.api_secret_key,
-                          ca_cert=self.ca_cert, timeout_s=self.timeout_s)
+                          ca_cert=self.ca_cert, timeout_s=self.timeout_s, retry_policy=self.retry)
 
     def async_authorizer(self) -> AsyncAuthorizer:
         return AsyncAuthorizer(self.server_address, self.api_key_id, self.api_secret_key,
-                               ca_cert=self.ca_cert, timeout_s=self.timeout_s)
+                               ca_cert=self.ca_cert, timeout_s=self.timeout_s, retry_policy=self.retry)
 
 
 @dataclass(frozen=True)
@@ -105,6 +103,33 @@ class SystemCredentials:
     url: str
     username: str
     password: str = field(repr=False)
+
+
+EXTRA_FIELDS = ("cloud", "ca_cert", "timeout", "retries", "retry_max_wait")
+"""The keys a ``puddle`` connection's extra may hold."""
+
+MAX_RETRIES = 20
+
+
+def _number(value: object) -> object:
+    """A number given as JSON text (``"12.5"``) read as one; anything else as it is, to be checked."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _retry_policy(extra: dict[str, Any]) -> RetryPolicy:
+    """``extra.retries`` (retries of a failed read, 0..20) and ``extra.retry_max_wait`` (longest backoff, s)."""
+    default = RetryPolicy()
+    retries = extra.get("retries", default.max_attempts - 1)
+    if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
+        raise ValueError(f"retries: must be a whole number from 0 to {MAX_RETRIES}, got {retries!r}")
+    max_wait = validate_seconds("retry_max_wait", _number(extra.get("retry_max_wait", default.max_backoff_s)))
+    return replace(default, max_attempts=retries + 1, max_backoff_s=max_wait,
+                   initial_backoff_s=min(default.initial_backoff_s, max_wait))
 
 
 def _has_port(host: str) -> bool:
@@ -132,9 +157,10 @@ def _extra(conn: Connection) -> dict[str, Any]:
 class PuddleHook(BaseHook):
     """Authorized Puddle clients for one Airflow connection.
 
-    The sync clients share one channel and one login. The async twins, for
-    triggers, are built from ``await aget_connection(...)`` so no sync lookup
-    runs on the event loop.
+    The sync clients share one channel and one login; use the hook as a context
+    manager (``with PuddleHook(...) as hook:``) to close that channel at the end.
+    The async twins, for triggers, are built from ``await aget_connection(...)``
+    so no sync lookup runs on the event loop, each on its own channel.
 
     :param puddle_conn_id: The ``puddle`` connection to use.
     :param cloud: Cloud id overriding the connection's ``cloud`` extra.
@@ -217,9 +243,15 @@ class PuddleHook(BaseHook):
         return True, f"Logged in to {self.settings.server_address} as {user}; {count} system(s) visible"
 
     def close(self) -> None:
-        """Close the shared channel, if one was opened."""
+        """Close the shared channel, if one was opened (a later call opens it again)."""
         if "authorizer" in self.__dict__:
             self.authorizer.close()
+
+    def __enter__(self) -> PuddleHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

@@ -13,15 +13,14 @@ if TYPE_CHECKING:
 
 
 class PuddleSystemLink(BaseOperatorLink):
-    """Links a task to the URL of the system it acted on, read from the task's XCom."""
+    """Links a task to the URL of the system it acted on, kept in XCom under the link's own ``xcom_key``."""
 
     name = "Puddle System"
-    url_key = "puddle_system_url"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        return XCom.get_value(ti_key=ti_key, key=self.url_key) or ""
+        return XCom.get_value(ti_key=ti_key, key=self.xcom_key) or ""
 
     @classmethod
     def persist(cls, context: Any, url: str) -> None:
-        """Store the system's ``url`` (maybe empty, while it boots) for :meth:`get_link`."""
-        context["ti"].xcom_push(key=cls.url_key, value=url)
+        """Store the system's ``url`` (maybe empty, while it boots) for :meth:`get_link` and the UI."""
+        context["ti"].xcom_push(key=cls().xcom_key, value=url)

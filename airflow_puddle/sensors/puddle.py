@@ -1,9 +1,11 @@
 """Sensors that wait for a system state, a config.toml upload, or free CU.
 
 Each works in poke and reschedule mode; the state sensors also defer to the
-triggerer (``deferrable=True``). Defaults follow the Puddle client: poll every
-5 s, give up after 20 min. A system that fails fails the sensor at once (or
-skips it with ``soft_fail``).
+triggerer (``deferrable=True``) after a first poke. A poke is one poll judged by
+the client's wait engine, so Puddle being unavailable keeps the sensor waiting
+rather than failing it. Defaults follow the Puddle client: poll every 5 s, give
+up after 20 min. A system that fails fails the sensor at once (or skips it with
+``soft_fail``, which :class:`~airflow.sdk.BaseSensorOperator` handles).
 """
 
 from __future__ import annotations
@@ -15,17 +17,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from airflow_puddle.domain.lifecycle import ALL_WAIT_TARGETS, CONFIG_UPLOADED, wait_verdict
+from airflow_puddle.client.validation import validate_poll_interval
+from airflow_puddle.client.waiting import narrator
+from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
 from airflow_puddle.hooks.puddle import PuddleHook
-from airflow_puddle.operators.puddle import (
-    DEFAULT_POLL_INTERVAL,
-    DEFAULT_TIMEOUT,
-    default_deferrable,
-    handle_trigger_event,
-)
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
+from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -43,30 +42,43 @@ class _PuddleSensor(BaseSensorOperator):
         timeout: float = DEFAULT_TIMEOUT.total_seconds(),
         **kwargs: Any,
     ) -> None:
+        validate_poll_interval(poke_interval, "poke_interval")
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
 
     @cached_property
-    def client(self) -> SystemsClient:
-        return PuddleHook(self.puddle_conn_id, cloud=self.cloud).get_systems_client()
+    def hook(self) -> PuddleHook:
+        """The hook for ``puddle_conn_id``; its channel is closed when the sensor's try ends."""
+        return PuddleHook(self.puddle_conn_id, cloud=self.cloud)
+
+    @cached_property
+    def _client(self) -> SystemsClient:
+        return self.hook.get_systems_client()
+
+    def execute(self, context: Context) -> Any:
+        with self.hook:
+            return super().execute(context)
 
 
 class PuddleSystemStateSensor(_PuddleSensor):
     """Wait until a system is ``started``, ``stopped``, ``terminated`` or ``failed``.
 
-    :param system_id: The system to watch.
+    :param system_id: The system to watch (or give ``system_name``).
+    :param system_name: The name of the system to watch (or give ``system_id``). No system
+        of that name counts as terminated, and fails a wait for any other state.
     :param target_state: The state to wait for.
-    :param deferrable: Wait in the triggerer; the sensor's ``timeout`` stays enforced.
+    :param deferrable: After a first poke, wait in the triggerer; the sensor's ``timeout`` stays enforced.
     """
 
-    template_fields: Sequence[str] = ("system_id", "puddle_conn_id")
-    target_states: tuple[str, ...] = ("started", "stopped", "terminated", "failed")
+    template_fields: Sequence[str] = ("system_id", "system_name", "puddle_conn_id")
+    target_states: tuple[WaitTarget, ...] = tuple(WAIT_TARGETS)
 
     def __init__(
         self,
         *,
-        system_id: str,
+        system_id: str | None = None,
+        system_name: str | None = None,
         target_state: str = "started",
         deferrable: bool | None = None,
         **kwargs: Any,
@@ -74,39 +86,41 @@ class PuddleSystemStateSensor(_PuddleSensor):
         super().__init__(**kwargs)
         if target_state not in self.target_states:
             raise ValueError(f"target_state: must be one of {', '.join(self.target_states)}, got {target_state!r}")
-        assert target_state in ALL_WAIT_TARGETS
+        if (system_id is None) == (system_name is None):
+            raise ValueError(f"{self.task_id}: give exactly one of system_id and system_name")
         self.system_id = system_id
-        self.target_state = target_state
+        self.system_name = system_name
+        self.target_state = check_wait_target(target_state, "target_state")
         self.deferrable = default_deferrable() if deferrable is None else deferrable
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
-        system = self.client.get(self.system_id)
-        if system is None:
-            raise AirflowFailException(f"system {self.system_id} not found")
-        verdict = wait_verdict(self.target_state, system.status, system.config_status)
-        state = system.config_status_text if self.target_state == CONFIG_UPLOADED else system.status_text
-        self.log.info("System %s (%s) is %s; waiting for %s", system.name, system.id, state, self.target_state)
-        if verdict == "failed":
-            raise AirflowFailException(f"system {system.name} ({system.id}) is {state}: "
-                                       f"it will not become {self.target_state}")
-        if verdict == "reached":
-            return PokeReturnValue(is_done=True, xcom_value=system.to_dict())
-        return False
+    def _target_id(self) -> str | None:
+        """The watched system's id; by name, None when no such system exists."""
+        if self.system_id:
+            return self.system_id
+        system = self._client.find_by_name(str(self.system_name))
+        return system.id if system is not None else None
 
-    def execute(self, context: Context) -> Any:
-        if not self.deferrable:
-            return super().execute(context)
-        try:
-            first = self.poke(context)
-        except AirflowFailException as err:
-            if self.soft_fail:
-                raise AirflowSkipException(f"soft_fail: {err}") from err
-            raise
-        if isinstance(first, PokeReturnValue) and first.is_done:
-            return first.xcom_value
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        system_id = self._target_id()
+        if system_id is None:
+            if self.target_state == "terminated":
+                self.log.info("No system named %r: it is terminated", self.system_name)
+                return PokeReturnValue(is_done=True, xcom_value=None)
+            raise AirflowFailException(f"no system named {self.system_name!r}: it will not become "
+                                       f"{self.target_state}")
+        outcome = self._client.check(system_id, self.target_state, on_state=narrator(self.log))
+        if outcome is None:
+            if self.deferrable:
+                self._defer(system_id)
+            return False
+        if outcome.reached:
+            return PokeReturnValue(is_done=True, xcom_value=outcome.system.to_dict() if outcome.system else None)
+        raise AirflowFailException(outcome.message)
+
+    def _defer(self, system_id: str) -> None:
         self.defer(
             trigger=PuddleSystemStateTrigger(
-                system_id=self.system_id, target=self.target_state, deadline=time.time() + self.timeout,
+                system_id=system_id, target=self.target_state, deadline=time.time() + self.timeout,
                 puddle_conn_id=self.puddle_conn_id, cloud=self.cloud, poll_interval=self.poke_interval,
             ),
             method_name="execute_complete",
@@ -117,7 +131,7 @@ class PuddleSystemStateSensor(_PuddleSensor):
         """Resume after the trigger fired; a timeout event becomes ``AirflowSensorTimeout``."""
         if event.get("status") == "timeout":
             raise AirflowSensorTimeout(f"Sensor has timed out: {event.get('message')}")
-        return handle_trigger_event(event)
+        return event_system(event)
 
 
 class PuddleConfigTomlUploadedSensor(PuddleSystemStateSensor):
@@ -125,8 +139,8 @@ class PuddleConfigTomlUploadedSensor(PuddleSystemStateSensor):
 
     target_states = (CONFIG_UPLOADED,)
 
-    def __init__(self, *, system_id: str, **kwargs: Any) -> None:
-        super().__init__(system_id=system_id, target_state=CONFIG_UPLOADED, **kwargs)
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(target_state=CONFIG_UPLOADED, **kwargs)
 
 
 class PuddleCUAvailableSensor(_PuddleSensor):
@@ -144,7 +158,7 @@ class PuddleCUAvailableSensor(_PuddleSensor):
         self.cu = cu
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        info = self.client.get_cu_consumption_info()
+        info = self._client.get_cu_consumption_info()
         needed = int(self.cu)
         self.log.info("%d CU available (%d consumed); need %d", info.available_cu, info.consumed_cu, needed)
         if info.available_cu >= needed:

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
-from airflow_puddle.domain.lifecycle import ALL_WAIT_TARGETS, CONFIG_UPLOADED, wait_verdict
+from airflow_puddle.client.errors import PuddleError
+from airflow_puddle.client.validation import validate_poll_interval, validate_seconds, validate_system_id
+from airflow_puddle.client.waiting import narrator
+from airflow_puddle.domain.lifecycle import check_wait_target
 from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, WaitEvent, error_event, outcome_event
 
 
 class PuddleSystemStateTrigger(BaseTrigger):
-    """Poll a system until it reaches ``target``, fails, or ``deadline`` passes.
+    """Wait for a system to reach ``target``, through the client's wait engine, until ``deadline``.
 
     It carries only ids, the target, the poll interval and an absolute deadline (a
     Unix timestamp), so nothing secret lands in the trigger table and a restarted
-    triggerer resumes the same deadline. It yields one event: ``status`` is
-    ``success``, ``failed`` (the system failed, was terminated, or the upload
-    failed), ``timeout`` or ``error`` (a permanent error such as a rejected key),
-    with the system's public fields under ``system``.
+    triggerer resumes the same deadline. It yields one :class:`~airflow_puddle.waits.WaitEvent`:
+    ``status`` is ``success``, ``failed`` (the system failed, was terminated, disappeared,
+    or the upload failed), ``timeout`` or ``error`` (a permanent error such as a rejected
+    key), with the system's public fields under ``system``. Puddle being unavailable does
+    not end the wait before its deadline.
 
     :param system_id: The system to watch.
-    :param target: ``started``, ``stopped``, ``terminated``, ``failed`` or ``config_uploaded``.
+    :param target: ``started``, ``stopped``, ``terminated``, ``failed``, ``config_uploaded`` or ``settled``.
     :param deadline: Unix timestamp after which the wait gives up.
     :param puddle_conn_id: The ``puddle`` connection.
     :param cloud: Cloud id overriding the connection's.
@@ -42,23 +45,18 @@ class PuddleSystemStateTrigger(BaseTrigger):
         deadline: float,
         puddle_conn_id: str = PuddleHook.default_conn_name,
         cloud: str | None = None,
-        poll_interval: float = 5.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         owns_system: bool = False,
     ) -> None:
         super().__init__()
-        if not system_id:
-            raise ValueError("system_id: is required")
-        if target not in ALL_WAIT_TARGETS:
-            raise ValueError(f"target: must be one of {', '.join(ALL_WAIT_TARGETS)}, got {target!r}")
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval: must be positive, got {poll_interval}")
+        validate_system_id(system_id)
         self.system_id = system_id
-        self.target = target
-        self.deadline = float(deadline)
+        self.target = check_wait_target(target)
+        self.deadline = validate_seconds("deadline", deadline)
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
-        self.poll_interval = float(poll_interval)
-        self.owns_system = owns_system
+        self.poll_interval = validate_poll_interval(poll_interval)
+        self.owns_system = bool(owns_system)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -74,54 +72,28 @@ class PuddleSystemStateTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, system: dict[str, Any] | None = None) -> TriggerEvent:
-        return TriggerEvent(
-            {"status": status, "target": self.target, "system_id": self.system_id, "system": system,
-             "message": message, "deadline": self.deadline, "owns_system": self.owns_system}
-        )
+    def _error(self, message: str) -> TriggerEvent:
+        return TriggerEvent(error_event(target=self.target, system_id=self.system_id, message=message,
+                                        deadline=self.deadline, owns_system=self.owns_system))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = PuddleHook(self.puddle_conn_id, cloud=self.cloud)
         try:
-            client = await hook.aget_systems_client()
+            client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
         except Exception as err:  # a broken connection is permanent: say so at once
-            yield self._event("error", f"connection {self.puddle_conn_id!r}: {err}")
+            yield self._error(f"connection {self.puddle_conn_id!r}: {err}")
             return
-        start, seen = time.monotonic(), None
+        event: WaitEvent | None = None
         try:
-            while True:
-                try:
-                    system = await client.get(self.system_id)
-                except PuddleUnavailableError as err:
-                    self.log.warning("Puddle unavailable while waiting for %s, polling on: %s", self.target, err)
-                    system = None
-                    if time.time() >= self.deadline:
-                        yield self._event("timeout", f"backend unavailable until the deadline: {err}")
-                        return
-                else:
-                    if system is None:
-                        yield self._event("failed", f"system {self.system_id} not found")
-                        return
-                    state = system.config_status_text if self.target == CONFIG_UPLOADED else system.status_text
-                    if state != seen:
-                        self.log.info("system %s (%s): %s after %.0fs",
-                                      system.name, self.system_id, state, time.monotonic() - start)
-                        seen = state
-                    verdict = wait_verdict(self.target, system.status, system.config_status)
-                    if verdict is not None:
-                        message = f"system {system.name} ({self.system_id}) is {state}"
-                        yield self._event("success" if verdict == "reached" else "failed", message,
-                                          system.to_dict())
-                        return
-                    if time.time() >= self.deadline:
-                        yield self._event("timeout", f"system {system.name} ({self.system_id}) still {state} "
-                                                     f"at the deadline waiting for {self.target}", system.to_dict())
-                        return
-                await asyncio.sleep(max(0.0, min(self.poll_interval, self.deadline - time.time())))
+            outcome = await client.wait(self.system_id, self.target, deadline=self.deadline,
+                                        poll_interval_s=self.poll_interval, on_state=narrator(self.log))
+            event = outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system)
         except PuddleError as err:
-            yield self._event("error", f"{type(err).__name__}: {err}")
+            self.log.error("Wait for system %s to be %s stopped: %s", self.system_id, self.target, err)
+            yield self._error(f"{type(err).__name__}: {err}")
         finally:
             await client.authorizer.close()  # type: ignore[attr-defined]
+        if event is not None:
+            yield TriggerEvent(event)
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: terminate the system if this wait owns it.

@@ -56,7 +56,7 @@ def test_settings_from_connection(fields: dict[str, Any], address: str, cloud: s
         ({"extra": {"cloud": "ibm"}}, "extra.cloud: must be one of aws, azure, gcp"),
         ({"extra": {"ca_cert": "/etc/ssl/ca.pem"}}, "extra.ca_cert: must be PEM text"),
         ({"extra": {"timeout": "soon"}}, "extra.timeout: must be a number of seconds"),
-        ({"extra": {"timeout": 0}}, "extra.timeout: must be positive"),
+        ({"extra": {"timeout": 0}}, "extra.timeout: must be more than 0 seconds"),
         ({"extra": {"region": "eu"}}, "extra: unknown field\\(s\\) \\['region'\\]"),
     ],
 )
@@ -106,14 +106,24 @@ def test_provider_info_lists_the_connection_type() -> None:
     (ctype,) = info["connection-types"]
     assert ctype["connection-type"] == PuddleHook.conn_type == "puddle"
     assert ctype["hook-class-name"] == "airflow_puddle.hooks.puddle.PuddleHook"
-    assert set(ctype["conn-fields"]) == {"cloud", "ca_cert", "timeout"}
+    assert set(ctype["conn-fields"]) == {"cloud", "ca_cert", "timeout", "retries", "retry_max_wait"}
     assert ctype["ui-field-behaviour"]["relabeling"]["login"] == "API key ID"
-    assert "schema" in PuddleHook.get_ui_field_behaviour()["hidden_fields"]
+    assert PuddleHook.get_ui_field_behaviour() is ctype["ui-field-behaviour"]
     assert info["extra-links"] == ["airflow_puddle.links.puddle.PuddleSystemLink"]
     for section in ("hooks", "operators", "sensors", "triggers"):
         for module in info[section][0]["python-modules"]:
             __import__(module)
     assert DEFAULT_API_KEY_ID and DEFAULT_API_SECRET_KEY  # the demo pair the README documents
+
+
+def test_the_connection_form_hides_unused_fields_as_airflow_reads_them() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    # What the Airflow 3 connection form gets: hyphenated keys in the provider info, or nothing hidden.
+    behaviour = ProvidersManager().field_behaviours["puddle"]
+    assert behaviour["hidden_fields"] == ["schema"]
+    assert behaviour["relabeling"] == {"login": "API key ID", "password": "API secret key", "host": "Server address"}
+    assert "emulator" in behaviour["placeholders"]["host"]
 
 
 def test_system_credentials_are_fetched_at_run_time_and_masked(puddle_conn: str, emulator: Any) -> None:

@@ -12,6 +12,7 @@ from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
 from airflow_puddle.client.models import System
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
+from airflow_puddle.links.puddle import PuddleSystemLink
 from tests.conftest import connection_json, load_dag
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -83,8 +84,9 @@ terminate_again = PuddleTerminateSystemOperator(task_id="terminate_again", syste
     assert final.config_status == System.CONFIG_STATUS_OK.code and "max_runtime_minutes = 60" in final.config_toml
     values = xcoms(run)
     assert final.password and final.password not in json.dumps([v for _, _, v in values], default=str)
-    urls = {v for _, k, v in values if k == "puddle_system_url"}
-    assert urls == {final.default_url}
+    urls = {t: v for t, k, v in values if k == PuddleSystemLink().xcom_key}
+    assert urls.pop("terminate_again") == ""  # no system left to link to
+    assert set(urls) == set(states) - {"terminate_again"} and set(urls.values()) == {final.default_url}
     # Airflow calls PuddleSystemLink.get_link when a task ends and keeps the result for the UI.
     links = {t: v for t, k, v in values if k == "_link_PuddleSystemLink"}
     assert links.pop("terminate_again") == ""  # the system was gone: nothing to link to
@@ -148,13 +150,15 @@ PuddleCreateSystemOperator(task_id="bad_name", name="Bad_Name", **CREATE, **COMM
 def test_target_must_be_given_once() -> None:
     from airflow_puddle.operators.puddle import PuddleStopSystemOperator
 
-    op = PuddleStopSystemOperator(task_id="t", system_id="a", system_name="b")
     with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
-        op._check_target()
-    with pytest.raises(ValueError, match="poll_interval: must be positive"):
-        PuddleStopSystemOperator(task_id="t2", system_id="a", poll_interval=0)
-    with pytest.raises(ValueError, match="timeout: must be positive"):
-        PuddleStopSystemOperator(task_id="t3", system_id="a", timeout=0)
+        PuddleStopSystemOperator(task_id="t", system_id="a", system_name="b")
+    with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
+        PuddleStopSystemOperator(task_id="t", cloud="aws")
+    for n, bad in enumerate([0, -1, float("nan"), float("inf"), True, "5"]):
+        with pytest.raises(ValueError, match="poll_interval: must be"):
+            PuddleStopSystemOperator(task_id=f"p{n}", system_id="a", poll_interval=bad)
+        with pytest.raises(ValueError, match="timeout: must be"):
+            PuddleStopSystemOperator(task_id=f"t{n}", system_id="a", timeout=bad)
 
 
 def test_execution_timeout_kills_the_create_and_cleans_up(

@@ -125,11 +125,17 @@ def test_serialize_round_trip_holds_no_secret() -> None:
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"system_id": "", "target": "started"}, "system_id: is required"),
     ({"system_id": "x", "target": "running"}, "target: must be one of started, stopped"),
-    ({"system_id": "x", "target": "started", "poll_interval": 0}, "poll_interval: must be positive"),
+    ({"system_id": "x", "target": "started", "poll_interval": 0}, "poll_interval: must be more than 0 seconds"),
+    ({"system_id": "x", "target": "started", "poll_interval": -1}, "poll_interval: must be more than 0 seconds"),
+    ({"system_id": "x", "target": "started", "poll_interval": float("nan")}, "poll_interval: must be a finite"),
+    ({"system_id": "x", "target": "started", "poll_interval": float("inf")}, "poll_interval: must be a finite"),
+    ({"system_id": "x", "target": "started", "poll_interval": True}, "poll_interval: must be a number"),
+    ({"system_id": "x", "target": "started", "poll_interval": "5"}, "poll_interval: must be a number"),
+    ({"system_id": "x", "target": "started", "deadline": float("nan")}, "deadline: must be a finite"),
 ])
 def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        PuddleSystemStateTrigger(deadline=0, **kwargs)
+        PuddleSystemStateTrigger(**{"deadline": time.time() + 60, **kwargs})
 
 
 async def test_on_kill_terminates_only_an_owned_system(puddle_conn: str, client: SystemsClient) -> None:
