@@ -58,12 +58,57 @@ def test_settings_from_connection(fields: dict[str, Any], address: str, cloud: s
         ({"extra": {"timeout": "soon"}}, "extra.timeout: must be a number of seconds"),
         ({"extra": {"timeout": 0}}, "extra.timeout: must be more than 0 seconds"),
         ({"extra": {"region": "eu"}}, "extra: unknown field\\(s\\) \\['region'\\]"),
+        ({"extra": {"timeout": "nan"}}, "extra.timeout: must be a finite number"),
+        ({"extra": {"timeout": True}}, "extra.timeout: must be a number of seconds"),
+        ({"extra": {"retries": -1}}, "extra.retries: must be a whole number from 0 to 20"),
+        ({"extra": {"retries": 2.5}}, "extra.retries: must be a whole number from 0 to 20"),
+        ({"extra": {"retries": True}}, "extra.retries: must be a whole number from 0 to 20"),
+        ({"extra": {"retries": 1000}}, "extra.retries: must be a whole number from 0 to 20"),
+        ({"extra": {"retry_max_wait": 0}}, "extra.retry_max_wait: must be more than 0 seconds"),
+        ({"extra": {"retry_max_wait": "inf"}}, "extra.retry_max_wait: must be a finite number"),
     ],
 )
 def test_bad_connection_fields_are_named(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(PuddleConnectionError, match=message) as info:
         PuddleSettings.from_connection(conn(**fields))
     assert "'p'" in str(info.value) and "s3cr3t" not in str(info.value)
+
+
+def test_retry_settings_reach_the_retry_policy_and_keep_its_classifier(puddle_conn: str, emulator: Any,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = PuddleSettings.from_connection(conn(extra={"retries": 0, "retry_max_wait": "2.5"}))
+    assert (settings.retry.max_attempts, settings.retry.max_backoff_s) == (1, 2.5)
+    assert PuddleSettings.from_connection(conn()).retry.max_attempts == 5  # the client's default
+    # Through a real call: with retries=0 one UNAVAILABLE fails a read at once, with 3 it is retried.
+    import grpc
+
+    from tests.conftest import Admin
+
+    admin = Admin(emulator.address)
+    for retries, fails in ((0, True), (3, False)):
+        monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, retries=retries,
+                                                                          retry_max_wait=0.05))
+        with PuddleHook() as hook:
+            systems = hook.get_systems_client()
+            systems.list()  # logged in
+            assert hook.settings.retry.RETRYABLE_CODES >= {grpc.StatusCode.UNAVAILABLE}
+            admin.inject_fault("ListSystems", "UNAVAILABLE", 1)
+            if fails:
+                with pytest.raises(ConnectionError, match="gave up after 1 attempts"):
+                    systems.list()
+            else:
+                assert systems.list() == []
+    admin.close()
+
+
+def test_the_hook_closes_its_channel_as_a_context_manager(puddle_conn: str, emulator: Any) -> None:
+    with PuddleHook() as hook:
+        systems = hook.get_systems_client()
+        assert systems.list() == []
+        channel = hook.authorizer.channel
+        assert channel._channel is not None
+    assert channel._channel is None  # closed on exit
+    assert systems.list() == []  # and opened again if the hook is used after
 
 
 def test_clients_share_one_login_and_channel(puddle_conn: str, emulator: Any) -> None:

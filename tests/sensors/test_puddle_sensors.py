@@ -32,6 +32,12 @@ with DAG("{dag_id}", schedule=None, start_date=pendulum.datetime(2026, 1, 1)) as
                             soft_fail=True, **S)
     PuddleConfigTomlUploadedSensor(task_id="config", system_id="{started}", **S)
     PuddleCUAvailableSensor(task_id="cu", cu=1, poke_interval=0.05, mode="{mode}")
+    PuddleSystemStateSensor(task_id="by_name", system_name="s-started", target_state="started", **S)
+    PuddleSystemStateSensor(task_id="by_name_stopped", system_name="s-stopped", target_state="stopped", **S)
+    PuddleSystemStateSensor(task_id="by_name_gone", system_name="s-never", target_state="terminated", **S)
+    PuddleSystemStateSensor(task_id="by_name_missing", system_name="s-never", target_state="started", **S)
+    PuddleSystemStateSensor(task_id="by_name_soft", system_name="s-never", target_state="started", soft_fail=True,
+                            **S)
 """
 
 
@@ -54,6 +60,8 @@ def test_sensors(puddle_conn: str, emulator: Any, admin: Any, mode: str, deferra
     assert states == {
         "started": "success", "stopped": "success", "config": "success", "cu": "success",
         "failed_at_once": "failed", "times_out": "failed", "soft_fail": "skipped",
+        "by_name": "success", "by_name_stopped": "success", "by_name_gone": "success",
+        "by_name_missing": "failed", "by_name_soft": "skipped",
     }
 
 
@@ -73,3 +81,10 @@ def test_sensor_defaults_and_validation() -> None:
     assert (sensor.poke_interval, sensor.timeout, sensor.target_state) == (5, 1200, "started")
     with pytest.raises(ValueError, match="target_state: must be one of started, stopped, terminated, failed"):
         PuddleSystemStateSensor(task_id="v", system_id="x", target_state="running")
+    with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
+        PuddleSystemStateSensor(task_id="both", system_id="x", system_name="y")
+    with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
+        PuddleSystemStateSensor(task_id="neither")
+    for n, bad in enumerate([0, -1, float("nan"), float("inf"), True]):
+        with pytest.raises(ValueError, match="poke_interval: must be"):
+            PuddleSystemStateSensor(task_id=f"p{n}", system_id="x", poke_interval=bad)
