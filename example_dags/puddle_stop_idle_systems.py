@@ -69,8 +69,7 @@ def find_idle_systems(params: dict[str, Any] | None = None, ti: Any = None) -> l
     def spare(system: System, reason: str) -> None:
         spared.append({"id": system.id, "name": system.name, "reason": reason})
 
-    hook = PuddleHook(puddle_conn_id=CONN_ID)
-    try:
+    with PuddleHook(puddle_conn_id=CONN_ID) as hook:
         systems = hook.get_systems_client()
         for listed in systems.list():
             if listed.status != STARTED:
@@ -98,8 +97,6 @@ def find_idle_systems(params: dict[str, Any] | None = None, ti: Any = None) -> l
             log.info("System %s (%s) is idle: no running experiment, idle deadline in %.1f min",
                      system.name, system.id, left_min)
             to_stop.append(system.id)
-    finally:
-        hook.close()
 
     for s in spared:
         log.info("Sparing system %s (%s): %s", s["name"], s["id"], s["reason"])
@@ -114,16 +111,13 @@ def report(to_stop: list[str] | None, spared: list[dict[str, Any]] | None) -> di
     to_stop, spared = list(to_stop or []), list(spared or [])
     stopped: list[dict[str, str]] = []
     not_stopped: list[dict[str, str]] = []
-    hook = PuddleHook(puddle_conn_id=CONN_ID)
-    try:
+    with PuddleHook(puddle_conn_id=CONN_ID) as hook:
         systems = hook.get_systems_client()
         for system_id in to_stop:
             system = systems.get(system_id)
             entry = {"id": system_id, "name": system.name if system else "?",
                      "status": system.status_text if system else "missing"}
             (stopped if system is not None and system.status == STOPPED else not_stopped).append(entry)
-    finally:
-        hook.close()
 
     for s in stopped:
         log.info("Stopped: %s (%s)", s["name"], s["id"])

@@ -52,8 +52,7 @@ def train_model(system: dict[str, Any], params: dict[str, Any] | None = None) ->
     Returns only non-secret facts: the DAI password is read, used, and dropped.
     """
     fail = bool((params or {}).get("fail_training"))
-    hook = PuddleHook(puddle_conn_id=CONN_ID)
-    try:
+    with PuddleHook(puddle_conn_id=CONN_ID) as hook:
         systems = hook.get_systems_client()
         current = systems.get(system["id"])
         if current is None or current.status != System.SYSTEM_STATUS_STARTED.code:
@@ -87,8 +86,6 @@ def train_model(system: dict[str, Any], params: dict[str, Any] | None = None) ->
                 "score": round(best.score, 4) if best else None,
             },
         }
-    finally:
-        hook.close()
 
 
 with DAG(

@@ -257,3 +257,22 @@ class PuddleHook(BaseHook):
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel and hide the generic connection fields (Airflow 3 reads the provider info's copy)."""
         return UI_FIELD_BEHAVIOUR
+
+
+class PuddleHookUser:
+    """For operators and sensors: a :class:`PuddleHook` for ``puddle_conn_id`` and its systems client.
+
+    Use ``with self.hook:`` around each step of a task, so its channel is closed when the step ends.
+    """
+
+    puddle_conn_id: str
+    cloud: str | None
+
+    @cached_property
+    def hook(self) -> PuddleHook:
+        """The hook for ``puddle_conn_id`` (and ``cloud``, when given)."""
+        return PuddleHook(self.puddle_conn_id, cloud=self.cloud)
+
+    @cached_property
+    def _client(self) -> SystemsClient:
+        return self.hook.get_systems_client()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator
@@ -32,7 +31,7 @@ from airflow_puddle.domain.lifecycle import (
     StateTarget,
     WaitTarget,
 )
-from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
 from airflow_puddle.links.puddle import PuddleSystemLink
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system, outcome_event
@@ -40,15 +39,13 @@ from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_puddle.client import SystemsClient
-
 
 def timeout_seconds(timeout: object, field: str = "timeout") -> float:
     """A timeout given as a ``timedelta`` or a number of seconds, checked: finite and above zero."""
     return validate_seconds(field, timeout.total_seconds() if isinstance(timeout, timedelta) else timeout)
 
 
-class PuddleBaseSystemOperator(BaseOperator):
+class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
     """What the system operators share: targeting, the hook, waits and deferral.
 
     :param system_id: Id of the system (or give ``system_name``).
@@ -90,15 +87,6 @@ class PuddleBaseSystemOperator(BaseOperator):
         self.poll_interval = validate_poll_interval(poll_interval)
         self.timeout = timeout
         self.timeout_s = timeout_seconds(timeout)
-
-    @cached_property
-    def hook(self) -> PuddleHook:
-        """The hook for ``puddle_conn_id``; its channel is closed when each step of the task ends."""
-        return PuddleHook(self.puddle_conn_id, cloud=self.cloud)
-
-    @cached_property
-    def _client(self) -> SystemsClient:
-        return self.hook.get_systems_client()
 
     # ------------------------------------------------------------------ Airflow entry points
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
@@ -22,17 +21,15 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from airflow_puddle.client.validation import validate_poll_interval
 from airflow_puddle.client.waiting import narrator
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
-from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_puddle.client import SystemsClient
 
-
-class _PuddleSensor(BaseSensorOperator):
+class _PuddleSensor(PuddleHookUser, BaseSensorOperator):
     def __init__(
         self,
         *,
@@ -46,15 +43,6 @@ class _PuddleSensor(BaseSensorOperator):
         super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
-
-    @cached_property
-    def hook(self) -> PuddleHook:
-        """The hook for ``puddle_conn_id``; its channel is closed when the sensor's try ends."""
-        return PuddleHook(self.puddle_conn_id, cloud=self.cloud)
-
-    @cached_property
-    def _client(self) -> SystemsClient:
-        return self.hook.get_systems_client()
 
     def execute(self, context: Context) -> Any:
         with self.hook:
