@@ -229,18 +229,15 @@ class SystemsOps(BaseCloudClient):
             return None
         return System(response.system, list(response.models))
 
-    def _list(self) -> Op[list[System]]:
-        response = yield Rpc("SystemService", "ListSystems", system_service_pb2.ListSystemsRequest(),
-                             idempotent=True)
+    def _list(self, name: str = "") -> Op[list[System]]:
+        request = system_service_pb2.ListSystemsRequest(name=name)
+        response = yield Rpc("SystemService", "ListSystems", request, idempotent=True)
         return [System(s) for s in response.systems]
 
     def _find_by_name(self, name: str) -> Op[System | None]:
         validation.validate_name(name)
-        systems = yield from self._list()
-        for system in systems:
-            if system.name == name:
-                return system
-        return None
+        systems = yield from self._list(name)  # filtered by the server: one small message
+        return next((s for s in systems if s.name == name), None)
 
     def _update_config_toml(self, system_id: str, config_toml: str) -> Op[System]:
         validation.validate_system_id(system_id)

@@ -25,7 +25,13 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2_grpc,
     tag_service_pb2_grpc,
 )
-from airflow_puddle.client.errors import TRANSIENT_CODES, PuddleError, PuddleUnavailableError, from_rpc_error
+from airflow_puddle.client.errors import (
+    TRANSIENT_CODES,
+    PuddleError,
+    PuddleUnavailableError,
+    from_rpc_error,
+    is_transient,
+)
 from airflow_puddle.domain.wire import TOKEN_METADATA_KEY
 
 if TYPE_CHECKING:
@@ -34,10 +40,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("airflow_puddle.client")
 
 DEFAULT_TIMEOUT_S = 30.0
+MAX_RECEIVE_BYTES = 64 * 1024 * 1024
+"""The largest response the client accepts (gRPC's default is 4 MiB)."""
 CHANNEL_OPTIONS = (
     # gRPC's default reconnect backoff grows to 120 s: a wait would notice a backend that is back
     # up to two minutes late. Keep reconnect attempts at most 10 s apart.
     ("grpc.max_reconnect_backoff_ms", 10_000),
+    ("grpc.max_receive_message_length", MAX_RECEIVE_BYTES),
 )
 
 _STUBS: dict[str, Any] = {
@@ -131,11 +140,12 @@ class Rpc:
 Decision = Literal["relogin", "retry", "raise"]
 
 
-def decide(rpc: Rpc, code: grpc.StatusCode, attempt: int, relogged: bool, policy: RetryPolicy) -> Decision:
-    """What to do after ``rpc`` failed with ``code`` on attempt ``attempt``."""
+def decide(rpc: Rpc, err: grpc.RpcError, attempt: int, relogged: bool, policy: RetryPolicy) -> Decision:
+    """What to do after ``rpc`` failed with ``err`` on attempt ``attempt``."""
+    code = err.code()
     if code == grpc.StatusCode.UNAUTHENTICATED and rpc.authenticated and not relogged:
         return "relogin"
-    if rpc.idempotent and code in policy.RETRYABLE_CODES and attempt < policy.max_attempts:
+    if rpc.idempotent and is_transient(code, err.details() or "") and attempt < policy.max_attempts:
         return "retry"
     return "raise"
 
@@ -200,7 +210,7 @@ class SyncChannel:
                 method = getattr(self._stub(rpc.service), rpc.method)
                 return method(rpc.request, timeout=self.config.timeout_s, metadata=metadata)
             except grpc.RpcError as err:
-                action = decide(rpc, err.code(), attempt, relogged, self.config.retry)
+                action = decide(rpc, err, attempt, relogged, self.config.retry)
                 if action == "raise":
                     raise failure(rpc, err, attempt) from None
                 if action == "relogin":
@@ -248,7 +258,7 @@ class AsyncChannel:
                 method = getattr(self._stub(rpc.service), rpc.method)
                 return await method(rpc.request, timeout=self.config.timeout_s, metadata=metadata)
             except grpc.RpcError as err:
-                action = decide(rpc, err.code(), attempt, relogged, self.config.retry)
+                action = decide(rpc, err, attempt, relogged, self.config.retry)
                 if action == "raise":
                     raise failure(rpc, err, attempt) from None
                 if action == "relogin":

@@ -86,11 +86,11 @@ class SystemsClient(SyncDriver, SystemsOps):
         return self._run(self._get(system_id))
 
     def find_by_name(self, name: str) -> System | None:
-        """The non-terminated system with that name, or None."""
+        """The non-terminated system with that name, or None (one small message, whatever the account holds)."""
         return self._run(self._find_by_name(name))
 
     def list(self) -> list[System]:
-        """All non-terminated systems of the current user."""
+        """All non-terminated systems of the current user, without their config.toml (``get`` has it)."""
         return self._run(self._list())
 
     def update_config_toml(self, system_id: str, config_toml: str) -> System:

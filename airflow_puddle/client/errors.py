@@ -7,6 +7,8 @@ Each error carries the gRPC status code it travels as. The emulator aborts with
 
 from __future__ import annotations
 
+import re
+
 import grpc
 
 
@@ -69,6 +71,18 @@ class PuddleUnavailableError(PuddleError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class AlreadyExistsError(PuddleError):
+    """A system of that name already exists (and is not terminated)."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class MessageTooLargeError(PuddleError):
+    """A request or response is over a gRPC message size limit: asking again cannot help."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
 TRANSIENT_CODES: frozenset[grpc.StatusCode] = frozenset({
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -79,12 +93,26 @@ TRANSIENT_CODES: frozenset[grpc.StatusCode] = frozenset({
 })
 """Codes worth asking again: a read retries them, a wait polls on through them until its deadline."""
 
+_TOO_LARGE = re.compile(r"(?:Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
+
+
+def too_large(code: grpc.StatusCode, details: str) -> re.Match[str] | None:
+    """The sizes when ``details`` says a message was over gRPC's size limit (RESOURCE_EXHAUSTED, not transient)."""
+    return _TOO_LARGE.search(details) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+
+
+def is_transient(code: grpc.StatusCode, details: str = "") -> bool:
+    """Whether asking again may succeed: a transient code that is not a message over the size limit."""
+    return code in TRANSIENT_CODES and too_large(code, details) is None
+
+
 _BY_CODE: dict[grpc.StatusCode, type[PuddleError]] = {
     grpc.StatusCode.FAILED_PRECONDITION: PreconditionFailedError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.UNAUTHENTICATED: AuthError,
     grpc.StatusCode.PERMISSION_DENIED: AuthError,
     **{code: PuddleUnavailableError for code in TRANSIENT_CODES},
+    grpc.StatusCode.ALREADY_EXISTS: AlreadyExistsError,
 }
 
 
@@ -93,6 +121,11 @@ def from_rpc_error(err: grpc.RpcError, method: str = "") -> PuddleError:
     code: grpc.StatusCode = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details: str = (err.details() if hasattr(err, "details") else "") or str(code.name)
     where = f"{method}: " if method else ""
+    sizes = too_large(code, details)
+    if sizes is not None:
+        got, limit = sizes.groups()
+        return MessageTooLargeError(f"{where}message too large: {int(got):,} bytes, over the limit of "
+                                    f"{int(limit):,} bytes", code=code)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         field, _, rule = details.partition(": ")
         return ValidationFailedError(field, rule) if rule else ValidationFailedError("request", details)

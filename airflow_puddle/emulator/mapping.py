@@ -19,15 +19,15 @@ def _enum(code: int) -> Any:
     return code
 
 
-def system_to_proto(s: SystemRow) -> system_service_pb2.System:
-    """The one place a system row becomes a ``System`` message."""
+def system_to_proto(s: SystemRow, *, config_toml: bool = True) -> system_service_pb2.System:
+    """The one place a system row becomes a ``System`` message; ``config_toml=False`` leaves the body out."""
     return system_service_pb2.System(
         id=s.id, name=s.name, owner_id=s.owner_id, owner_name=s.owner_name,
         cloud=s.cloud, cloud_id=s.cloud_id, product=s.product, version=s.version,
         image_id=s.image_id, instance_type=s.instance_type, gpu=s.gpu,
         gpu_count=s.gpu_count, gpu_type=s.gpu_type, disk_size_gb=s.disk_size_gb,
         status=_enum(s.status), vm_status=_enum(s.vm_status), product_status=_enum(s.product_status),
-        config_status=_enum(s.config_status), config_toml=s.config_toml,
+        config_status=_enum(s.config_status), config_toml=s.config_toml if config_toml else "",
         can_fail=s.can_fail, can_launch=s.can_launch, in_transition=s.in_transition,
         provisioned=s.provisioned, default_url=s.default_url, ip_address=s.ip_address,
         private_ip=s.private_ip, public_ip=s.public_ip, username=s.username,

@@ -153,8 +153,9 @@ class SystemServicer(system_service_pb2_grpc.SystemServiceServicer):
     def ListSystems(
         self, request: system_service_pb2.ListSystemsRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.ListSystemsResponse:
-        systems = self._backend.list_systems(current_user(), request.cloud)
-        return system_service_pb2.ListSystemsResponse(systems=[system_to_proto(s) for s in systems])
+        systems = self._backend.list_systems(current_user(), request.cloud, request.name)
+        return system_service_pb2.ListSystemsResponse(
+            systems=[system_to_proto(s, config_toml=request.include_config_toml) for s in systems])
 
     @puddle_errors
     def StartSystem(

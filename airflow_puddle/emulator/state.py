@@ -275,9 +275,9 @@ class PuddleBackend:
         return s, dai_experiments(s)
 
     @_swept
-    def list_systems(self, user: User, cloud: str = "") -> list[SystemRow]:
-        """The user's systems that are not terminated, in ``cloud`` (every cloud when empty)."""
-        return self.store.systems(user.id, check_cloud(cloud, required=False), self.now())
+    def list_systems(self, user: User, cloud: str = "", name: str = "") -> list[SystemRow]:
+        """The user's systems that are not terminated, in ``cloud`` (every cloud when empty), named ``name``."""
+        return self.store.systems(user.id, check_cloud(cloud, required=False), self.now(), name)
 
     @_swept
     def start_system(self, user: User, system_id: str) -> SystemRow:

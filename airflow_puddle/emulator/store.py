@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS systems (
     due_at REAL
 );
 CREATE INDEX IF NOT EXISTS systems_owner ON systems (owner_id);
+CREATE INDEX IF NOT EXISTS systems_owner_name ON systems (owner_id, name);
 """
 # After the migration that adds due_at to a database from before it existed.
 _DUE_INDEX = "CREATE INDEX IF NOT EXISTS systems_due ON systems (due_at)"
@@ -214,13 +215,19 @@ class Store:
         row = self._conn.execute(f"{_SELECT_SYSTEMS} WHERE id = ?", (system_id,)).fetchone()
         return None if row is None else _system(row, as_of)
 
-    def systems(self, owner_id: str, cloud: str, as_of: float) -> list[SystemRow]:
-        """The owner's systems that are not terminated, in ``cloud`` (every cloud when empty), oldest first."""
+    def systems(self, owner_id: str, cloud: str, as_of: float, name: str = "") -> list[SystemRow]:
+        """The owner's systems that are not terminated, in ``cloud`` (every cloud when empty), oldest first.
+
+        ``name`` narrows them to that exact name (an index lookup).
+        """
         sql = f"{_SELECT_SYSTEMS} WHERE owner_id = ? AND status != ?"
         args: list[Any] = [owner_id, _S.SYSTEM_STATUS_TERMINATED.code]
         if cloud:
             sql += " AND cloud = ?"
             args.append(cloud)
+        if name:
+            sql += " AND name = ?"
+            args.append(name)
         return [_system(r, as_of) for r in self._conn.execute(sql + " ORDER BY created, id", args)]
 
     def due_systems(self, now: float) -> list[SystemRow]:

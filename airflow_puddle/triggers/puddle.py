@@ -52,7 +52,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
         validate_system_id(system_id)
         self.system_id = system_id
         self.target = check_wait_target(target)
-        self.deadline = validate_seconds("deadline", deadline)
+        self.deadline = validate_seconds("deadline", deadline, allow_zero=True)  # a past deadline times out
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
         self.poll_interval = validate_poll_interval(poll_interval)

@@ -45,10 +45,25 @@ WRITE = Rpc("SystemService", "StopSystem", system_service_pb2.SystemIdRequest(),
 C = grpc.StatusCode
 
 
+class _Failed(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+TOO_LARGE = "Received message larger than max (5242880 vs. 4194304)"
+
+
 @pytest.mark.parametrize(
     ("rpc", "code", "attempt", "relogged", "expected"),
     [
         (READ, C.UNAVAILABLE, 1, False, "retry"),
+        (READ, C.CANCELLED, 1, False, "retry"),  # the server's side cancelled it (shutdown)
         (READ, C.DEADLINE_EXCEEDED, 1, False, "retry"),
         (READ, C.RESOURCE_EXHAUSTED, 3, False, "retry"),
         (READ, C.UNAVAILABLE, 4, False, "raise"),  # attempts used up
@@ -61,7 +76,19 @@ C = grpc.StatusCode
     ],
 )
 def test_decide(rpc: Rpc, code: grpc.StatusCode, attempt: int, relogged: bool, expected: str) -> None:
-    assert decide(rpc, code, attempt, relogged, RetryPolicy(max_attempts=4)) == expected
+    assert decide(rpc, _Failed(code, "x"), attempt, relogged, RetryPolicy(max_attempts=4)) == expected
+
+
+def test_a_message_over_the_size_limit_is_not_transient() -> None:
+    from airflow_puddle.client.errors import MessageTooLargeError, PuddleUnavailableError, from_rpc_error
+
+    err = _Failed(C.RESOURCE_EXHAUSTED, TOO_LARGE)
+    assert decide(READ, err, 1, False, RetryPolicy()) == "raise"
+    mapped = from_rpc_error(err, "ListSystems")
+    assert isinstance(mapped, MessageTooLargeError) and not isinstance(mapped, PuddleUnavailableError)
+    assert str(mapped) == "ListSystems: message too large: 5,242,880 bytes, over the limit of 4,194,304 bytes"
+    quota = from_rpc_error(_Failed(C.RESOURCE_EXHAUSTED, "quota"), "GetSystem")
+    assert isinstance(quota, PuddleUnavailableError)  # other RESOURCE_EXHAUSTED stays transient
 
 
 def test_backoff_grows_with_jitter_and_caps() -> None:

@@ -188,10 +188,14 @@ class GetSystemResponse(_message.Message):
     def __init__(self, system: _Optional[_Union[System, _Mapping]] = ..., models: _Optional[_Iterable[_Union[DAIModel, _Mapping]]] = ...) -> None: ...
 
 class ListSystemsRequest(_message.Message):
-    __slots__ = ("cloud",)
+    __slots__ = ("cloud", "name", "include_config_toml")
     CLOUD_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CONFIG_TOML_FIELD_NUMBER: _ClassVar[int]
     cloud: str
-    def __init__(self, cloud: _Optional[str] = ...) -> None: ...
+    name: str
+    include_config_toml: bool
+    def __init__(self, cloud: _Optional[str] = ..., name: _Optional[str] = ..., include_config_toml: _Optional[bool] = ...) -> None: ...
 
 class ListSystemsResponse(_message.Message):
     __slots__ = ("systems",)
