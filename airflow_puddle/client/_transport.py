@@ -72,7 +72,8 @@ class Target:
 
     @property
     def authority(self) -> str:
-        return f"{self.host}:{self.port}"
+        """``host:port`` as gRPC takes it (an IPv6 host in brackets)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @classmethod
     def parse(cls, address: str) -> Target:
@@ -83,6 +84,9 @@ class Target:
         if scheme not in ("", "http", "https"):
             raise ValueError(f"server_address: scheme must be http or https, got {scheme!r}")
         parts = urlsplit(raw if scheme else f"//{raw}")
+        if "@" in parts.netloc:  # never echo it: user info may hold a secret
+            raise ValueError("server_address: must not contain user info (user:password@); "
+                             "give the API key pair to the Authorizer")
         if not parts.hostname:
             raise ValueError(f"server_address: no host in {address!r}")
         if parts.path not in ("", "/"):

@@ -17,18 +17,28 @@ from airflow_puddle.client._transport import (
     Target,
 )
 from airflow_puddle.client.models import LoginUser
+from airflow_puddle.client.validation import validate_seconds
 
 ENV_SERVER_ADDRESS = "PUDDLE_SERVER_ADDRESS"
 ENV_API_KEY_ID = "PUDDLE_API_KEY_ID"
 ENV_API_SECRET_KEY = "PUDDLE_API_SECRET_KEY"
 
 
+def _given_or_env(field: str, value: str | None, env: str) -> str:
+    """``value`` if given (an empty string is an error, not "use the environment"), else ``$env``."""
+    if value is None:
+        found = os.environ.get(env)
+        if not found:
+            raise ValueError(f"{field}: not given and {env} is not set")
+        return found
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field}: must be a non-empty string when given (pass None to read {env})")
+    return value
+
+
 def resolve_server_address(server_address: str | None) -> str:
     """``server_address``, else ``$PUDDLE_SERVER_ADDRESS``; ``ValueError`` when neither is set."""
-    address = server_address or os.environ.get(ENV_SERVER_ADDRESS)
-    if not address:
-        raise ValueError(f"server_address: not given and {ENV_SERVER_ADDRESS} is not set")
-    return address
+    return _given_or_env("server_address", server_address, ENV_SERVER_ADDRESS)
 
 
 class BaseAuthorizer:
@@ -45,14 +55,9 @@ class BaseAuthorizer:
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._server_address = resolve_server_address(server_address)
-        key_id = api_key_id or os.environ.get(ENV_API_KEY_ID)
-        secret = api_secret_key or os.environ.get(ENV_API_SECRET_KEY)
-        if not key_id:
-            raise ValueError(f"api_key_id: not given and {ENV_API_KEY_ID} is not set")
-        if not secret:
-            raise ValueError(f"api_secret_key: not given and {ENV_API_SECRET_KEY} is not set")
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s: must be positive, got {timeout_s}")
+        key_id = _given_or_env("api_key_id", api_key_id, ENV_API_KEY_ID)
+        secret = _given_or_env("api_secret_key", api_secret_key, ENV_API_SECRET_KEY)
+        timeout_s = validate_seconds("timeout_s", timeout_s)
         self._api_key_id = key_id
         self._api_secret_key = secret
         self.config = ChannelConfig(

@@ -14,12 +14,16 @@ from collections.abc import Iterable
 
 from airflow_puddle.client.errors import ValidationFailedError
 
-NAME_MAX_LENGTH = 64
-NAME_PATTERN = re.compile(r"^[a-z0-9-]+$")
+NAME_MAX_LENGTH = 63
+NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+"""A system name is one DNS label of its URL (``https://NAME.CLOUD...``): RFC 1123, lower case."""
 MIN_DISK_SIZE_GB = 256
 MAX_DISK_SIZE_GB = 1024
 MIN_IDLE_INTERVAL_MIN = 1
 MAX_IDLE_INTERVAL_MIN = 4 * 60
+MAX_CONFIG_TOML_BYTES = 1024 * 1024
+"""The largest config.toml (UTF-8) ``update_config_toml`` sends: 1 MiB."""
+_NOT_AN_ID = frozenset({"none", "null", "nan", "undefined"})
 
 
 def _int_in(field: str, value: object, low: int, high: int, unit: str) -> None:
@@ -29,24 +33,36 @@ def _int_in(field: str, value: object, low: int, high: int, unit: str) -> None:
         raise ValidationFailedError(field, f"must be between {low} and {high} {unit}, got {value}")
 
 
+def _text(field: str, value: object, example: str) -> None:
+    if not isinstance(value, str):
+        raise ValidationFailedError(field, f"must be a string such as {example!r}, got {value!r}")
+
+
 def validate_name(name: object) -> None:
-    """A system name: 1..64 lowercase letters, digits and hyphens."""
+    """A system name: 1..63 lowercase letters, digits and hyphens, starting and ending with a letter or digit.
+
+    The name becomes a DNS label of the system's URL, hence the length and the hyphen rule.
+    """
     if not isinstance(name, str) or not name:
-        raise ValidationFailedError("name", "is required")
+        raise ValidationFailedError("name", f"is required (a string), got {name!r}")
     if len(name) > NAME_MAX_LENGTH:
         raise ValidationFailedError(
-            "name", f"must be at most {NAME_MAX_LENGTH} characters, got {len(name)}"
+            "name", f"must be at most {NAME_MAX_LENGTH} characters (a DNS label), got {len(name)}"
         )
-    if not NAME_PATTERN.match(name):
+    if not re.fullmatch(r"[a-z0-9-]+", name):
         raise ValidationFailedError(
             "name", f"must contain only lowercase letters, digits and hyphens, got {name!r}"
         )
+    if not NAME_PATTERN.fullmatch(name):
+        raise ValidationFailedError("name", f"must start and end with a letter or digit, got {name!r}")
 
 
 def validate_system_id(system_id: object) -> None:
-    """A system id must be a non-empty string."""
+    """A system id: a non-empty string, and not a rendered ``None``."""
     if not isinstance(system_id, str) or not system_id.strip():
-        raise ValidationFailedError("system_id", "is required")
+        raise ValidationFailedError("system_id", f"is required (a non-empty string), got {system_id!r}")
+    if system_id.strip().lower() in _NOT_AN_ID:
+        raise ValidationFailedError("system_id", f"got {system_id!r}: a template that rendered nothing?")
 
 
 def validate_create(
@@ -65,6 +81,15 @@ def validate_create(
     validate_name(name)
     _int_in("disk_size_gb", disk_size_gb, MIN_DISK_SIZE_GB, MAX_DISK_SIZE_GB, "GB")
     _int_in("idle_interval", idle_interval, MIN_IDLE_INTERVAL_MIN, MAX_IDLE_INTERVAL_MIN, "minutes")
+    for field, value, example in (("image", image_id, "img-dai-1-11-1-aws"), ("product", product, "dai"),
+                                  ("version", version, "1.11.1"), ("instance_type", instance_type_id, "it-1"),
+                                  ("instance_type_name", instance_type_name, "m5.2xlarge")):
+        if value is not None:
+            _text(field, value, example)
+    if image_id and (product or version):
+        raise ValidationFailedError("image", "give image, or product and version, not both")
+    if instance_type_id and instance_type_name:
+        raise ValidationFailedError("instance_type", "give instance_type or instance_type_name, not both")
     if not image_id:
         if not product and not version:
             raise ValidationFailedError("image", "set image, or product and version")
@@ -86,9 +111,13 @@ def validate_create(
 
 
 def validate_config_toml(config_toml: object) -> None:
-    """config.toml content must be a string that parses as TOML."""
+    """config.toml content: a string of at most 1 MiB (UTF-8) that parses as TOML."""
     if not isinstance(config_toml, str):
         raise ValidationFailedError("config_toml", f"must be a string, got {type(config_toml).__name__}")
+    size = len(config_toml.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONFIG_TOML_BYTES:
+        raise ValidationFailedError(
+            "config_toml", f"must be at most {MAX_CONFIG_TOML_BYTES:,} bytes (1 MiB), got {size:,}")
     try:
         tomllib.loads(config_toml)
     except tomllib.TOMLDecodeError as err:

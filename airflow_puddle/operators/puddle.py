@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.errors import PreconditionFailedError, PuddleError
+from airflow_puddle.client.errors import PreconditionFailedError, PuddleError, ValidationFailedError
 from airflow_puddle.client.models import System, TagData
 from airflow_puddle.client.validation import validate_poll_interval, validate_seconds
 from airflow_puddle.client.waiting import WaitOutcome, narrator
@@ -38,6 +38,17 @@ from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+def tag_data(tags: object) -> list[TagData]:
+    """Tags given as ``{label: value}`` or a list of :class:`TagData`, checked (a string is refused)."""
+    if tags is None:
+        return []
+    if isinstance(tags, dict):
+        return [TagData(str(k), str(v)) for k, v in tags.items()]
+    if isinstance(tags, list | tuple) and all(isinstance(t, TagData) for t in tags):
+        return list(tags)
+    raise ValidationFailedError("tags", f"must be a dict of label to value or a list of TagData, got {tags!r}")
 
 
 def timeout_seconds(timeout: object, field: str = "timeout") -> float:
@@ -225,7 +236,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
     :param instance_type_name: Instance type name, e.g. ``m5.2xlarge``.
     :param disk_size_gb: Disk size, 256..1024 GB.
     :param idle_interval: Minutes of idleness before Puddle stops the system (1..240).
-    :param tags: Tag values by label.
+    :param tags: Tag values by label (a dict), or a list of :class:`TagData`.
     :param terminate_on_failure: Terminate a system this try created when its wait
         fails or the task is killed (never a system it adopted).
     """
@@ -243,11 +254,13 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         instance_type_name: str,
         disk_size_gb: int = 256,
         idle_interval: int = 60,
-        tags: dict[str, str] | None = None,
+        tags: dict[str, str] | list[TagData] | None = None,
         terminate_on_failure: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(system_name=name, **kwargs)
+        if not (isinstance(tags, str) and "{{" in tags):  # a template is checked once rendered
+            tag_data(tags)
         self.name = name
         self.image_id = image_id
         self.product = product
@@ -269,7 +282,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
             self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
                           existing.status_text)
             return self._reach(context, "started", "start", deadline, existing)
-        tags = [TagData(str(k), str(v)) for k, v in (self.tags or {}).items()]
+        tags = tag_data(self.tags)
         system = self._client.create(
             self.name, disk_size_gb=self.disk_size_gb, image=self.image_id, product=self.product,
             version=self.version, instance_type_name=self.instance_type_name, idle_interval=self.idle_interval,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from airflow_puddle.client.errors import ValidationFailedError
 from airflow_puddle.client.validation import validate_poll_interval
 from airflow_puddle.client.waiting import narrator
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
@@ -131,6 +132,19 @@ class PuddleConfigTomlUploadedSensor(PuddleSystemStateSensor):
         super().__init__(target_state=CONFIG_UPLOADED, **kwargs)
 
 
+MAX_CU = 1_000_000
+
+
+def cu_needed(cu: object) -> int:
+    """A CU count: a whole number from 1 (digits in a rendered template count); NaN, floats, booleans refused."""
+    if isinstance(cu, str) and cu.strip().isdigit():
+        cu = int(cu.strip())
+    if isinstance(cu, bool) or not isinstance(cu, int) or not 1 <= cu <= MAX_CU:
+        raise ValidationFailedError("cu", f"must be a whole number of compute units from 1 to {MAX_CU:,}, "
+                                          f"got {cu!r}")
+    return cu
+
+
 class PuddleCUAvailableSensor(_PuddleSensor):
     """Wait until at least ``cu`` compute units are free in the shared Puddle quota.
 
@@ -139,15 +153,15 @@ class PuddleCUAvailableSensor(_PuddleSensor):
 
     template_fields: Sequence[str] = ("cu", "puddle_conn_id")
 
-    def __init__(self, *, cu: int, **kwargs: Any) -> None:
+    def __init__(self, *, cu: int | str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(cu, int) and cu <= 0:
-            raise ValueError(f"cu: must be a positive number of compute units, got {cu}")
+        if not (isinstance(cu, str) and "{{" in cu):  # a template is checked once rendered
+            cu_needed(cu)
         self.cu = cu
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        needed = cu_needed(self.cu)
         info = self._client.get_cu_consumption_info()
-        needed = int(self.cu)
         self.log.info("%d CU available (%d consumed); need %d", info.available_cu, info.consumed_cu, needed)
         if info.available_cu >= needed:
             return PokeReturnValue(is_done=True, xcom_value={"available_cu": info.available_cu,

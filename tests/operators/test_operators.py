@@ -179,3 +179,30 @@ PuddleCreateSystemOperator(task_id="adopter", name="not-mine", execution_timeout
         by_name = {s.name: s.status_text for s in client.list()}
         assert by_name.get("killed", "gone") in ("Terminating", "gone"), by_name
         assert by_name["not-mine"] == "Initializing"  # no terminate_on_failure: the kill leaves it be
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"tags": "Team=ml"}, "tags: must be a dict of label to value or a list of TagData"),
+    ({"tags": [("Team", "ml")]}, "tags: must be a dict of label to value or a list of TagData"),
+    ({"tags": 5}, "tags: must be a dict of label to value or a list of TagData"),
+    ({"poll_interval": float("nan")}, "poll_interval: must be a finite number"),
+    ({"poll_interval": True}, "poll_interval: must be a number of seconds"),
+    ({"timeout": float("inf")}, "timeout: must be a finite number"),
+    ({"timeout": -1}, "timeout: must be more than 0 seconds"),
+])
+def test_create_refuses_hostile_arguments_when_built(kwargs: dict[str, Any], message: str) -> None:
+    from airflow_puddle.operators.puddle import PuddleCreateSystemOperator
+
+    with pytest.raises(ValueError, match=message):
+        PuddleCreateSystemOperator(task_id="c", name="n", product="dai", version="1.11.1",
+                                   instance_type_name="m5.2xlarge", **kwargs)
+
+
+def test_create_takes_tags_as_a_dict_a_list_of_tag_data_or_a_template() -> None:
+    from airflow_puddle.client.models import TagData
+    from airflow_puddle.operators.puddle import PuddleCreateSystemOperator, tag_data
+
+    base = {"name": "n", "product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge"}
+    for n, tags in enumerate(({"Team": "ml"}, [TagData("Team", "ml")], "{{ params.tags }}", None)):
+        PuddleCreateSystemOperator(task_id=f"ok{n}", tags=tags, **base)  # type: ignore[arg-type]
+    assert tag_data({"Team": "ml"}) == tag_data([TagData("Team", "ml")]) == [TagData("Team", "ml")]

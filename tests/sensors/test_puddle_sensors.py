@@ -88,3 +88,20 @@ def test_sensor_defaults_and_validation() -> None:
     for n, bad in enumerate([0, -1, float("nan"), float("inf"), True]):
         with pytest.raises(ValueError, match="poke_interval: must be"):
             PuddleSystemStateSensor(task_id=f"p{n}", system_id="x", poke_interval=bad)
+
+
+@pytest.mark.parametrize("cu", ["abc", float("nan"), True, -1, 0, 1.5, 10**9, None, "1.5"])
+def test_cu_sensor_refuses_what_is_not_a_cu_count(cu: object) -> None:
+    from airflow_puddle.client.errors import ValidationFailedError
+    from airflow_puddle.sensors.puddle import PuddleCUAvailableSensor
+
+    with pytest.raises(ValidationFailedError, match="cu: must be a whole number of compute units from 1"):
+        PuddleCUAvailableSensor(task_id="cu", cu=cu)  # type: ignore[arg-type]
+
+
+def test_cu_sensor_takes_a_count_a_digit_string_or_a_template() -> None:
+    from airflow_puddle.sensors.puddle import PuddleCUAvailableSensor, cu_needed
+
+    for n, cu in enumerate((4, "4", "{{ params.cu }}")):
+        PuddleCUAvailableSensor(task_id=f"cu{n}", cu=cu)
+    assert cu_needed(" 4 ") == cu_needed(4) == 4
