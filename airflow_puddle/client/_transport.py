@@ -204,12 +204,13 @@ class SyncChannel:
         return self._stubs[service]
 
     def call(self, rpc: Rpc, token: Any = None) -> Any:
-        """Make ``rpc``; ``token`` is a callable ``(refresh: bool) -> str`` for authenticated calls."""
-        attempt, relogged, refresh = 0, False, False
+        """Make ``rpc``; ``token`` is a callable ``(rejected: str | None) -> str`` for authenticated calls."""
+        attempt, relogged, used, rejected = 0, False, "", None
         while True:
             attempt += 1
-            metadata = ((TOKEN_METADATA_KEY, token(refresh)),) if rpc.authenticated else ()
-            refresh = False
+            if rpc.authenticated:
+                used = token(rejected)
+            metadata = ((TOKEN_METADATA_KEY, used),) if rpc.authenticated else ()
             try:
                 method = getattr(self._stub(rpc.service), rpc.method)
                 return method(rpc.request, timeout=self.config.timeout_s, metadata=metadata)
@@ -218,7 +219,7 @@ class SyncChannel:
                 if action == "raise":
                     raise failure(rpc, err, attempt) from None
                 if action == "relogin":
-                    relogged, refresh, attempt = True, True, 0
+                    relogged, rejected, attempt = True, used, 0
                     log.info("%s: token rejected, logging in again", rpc.method)
                     continue
                 delay = self.config.retry.backoff(attempt)
@@ -253,11 +254,12 @@ class AsyncChannel:
 
     async def call(self, rpc: Rpc, token: Any = None) -> Any:
         """Async version of :meth:`SyncChannel.call`; ``token`` is an async callable."""
-        attempt, relogged, refresh = 0, False, False
+        attempt, relogged, used, rejected = 0, False, "", None
         while True:
             attempt += 1
-            metadata = ((TOKEN_METADATA_KEY, await token(refresh)),) if rpc.authenticated else ()
-            refresh = False
+            if rpc.authenticated:
+                used = await token(rejected)
+            metadata = ((TOKEN_METADATA_KEY, used),) if rpc.authenticated else ()
             try:
                 method = getattr(self._stub(rpc.service), rpc.method)
                 return await method(rpc.request, timeout=self.config.timeout_s, metadata=metadata)
@@ -266,7 +268,7 @@ class AsyncChannel:
                 if action == "raise":
                     raise failure(rpc, err, attempt) from None
                 if action == "relogin":
-                    relogged, refresh, attempt = True, True, 0
+                    relogged, rejected, attempt = True, used, 0
                     log.info("%s: token rejected, logging in again", rpc.method)
                     continue
                 delay = self.config.retry.backoff(attempt)

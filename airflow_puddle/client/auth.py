@@ -124,12 +124,19 @@ class Authorizer(BaseAuthorizer):
             self.channel.call(self._logout_rpc())
         self._token = self._user = None
 
-    def token_for_call(self, refresh: bool = False) -> str:
-        """A token for the next call; logs in first when none is held or ``refresh`` is set."""
-        if refresh or self._token is None:
-            self.login()
-        assert self._token is not None
-        return self._token
+    def token_for_call(self, rejected: str | None = None) -> str:
+        """A token for the next call: the one held, or a fresh login when none is held or it was ``rejected``.
+
+        Single flight: callers that find no usable token wait for one login, not one each.
+        """
+        token = self._token
+        if token is not None and token != rejected:
+            return token
+        with self._login_lock:
+            if self._token is None or self._token == rejected:
+                self._accept(self.channel.call(self._login_rpc()))
+            assert self._token is not None
+            return self._token
 
     def close(self) -> None:
         """Close the channel."""
@@ -143,11 +150,14 @@ class AsyncAuthorizer(BaseAuthorizer):
     channel: AsyncChannel
     _async_lock: asyncio.Lock | None = None
 
-    async def login(self) -> None:
-        """Async version of :meth:`Authorizer.login`."""
+    def _lock(self) -> asyncio.Lock:
         if self._async_lock is None:
             self._async_lock = asyncio.Lock()
-        async with self._async_lock:
+        return self._async_lock
+
+    async def login(self) -> None:
+        """Async version of :meth:`Authorizer.login`."""
+        async with self._lock():
             self._accept(await self.channel.call(self._login_rpc()))
 
     async def logout(self) -> None:
@@ -156,12 +166,16 @@ class AsyncAuthorizer(BaseAuthorizer):
             await self.channel.call(self._logout_rpc())
         self._token = self._user = None
 
-    async def token_for_call(self, refresh: bool = False) -> str:
-        """Async version of :meth:`Authorizer.token_for_call`."""
-        if refresh or self._token is None:
-            await self.login()
-        assert self._token is not None
-        return self._token
+    async def token_for_call(self, rejected: str | None = None) -> str:
+        """Async version of :meth:`Authorizer.token_for_call` (single flight on this event loop)."""
+        token = self._token
+        if token is not None and token != rejected:
+            return token
+        async with self._lock():
+            if self._token is None or self._token == rejected:
+                self._accept(await self.channel.call(self._login_rpc()))
+            assert self._token is not None
+            return self._token
 
     async def close(self) -> None:
         """Close the channel."""

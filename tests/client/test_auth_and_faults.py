@@ -107,3 +107,57 @@ def test_no_secret_in_logs_or_repr(systems: Any, admin: Any, caplog: pytest.LogC
     for secret in secrets:
         assert secret not in text
     assert "Started" in caplog.text  # the wait narrates progress
+
+
+def _count_logins(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = emulator.backend.login
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(emulator.backend, "login", counting)
+    return calls
+
+
+async def test_concurrent_calls_on_a_fresh_async_client_make_one_login(emulator: Any,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from airflow_puddle.client import CLOUD_AWS, AsyncAuthorizer, AsyncSystemsClient
+    from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+
+    logins = _count_logins(emulator, monkeypatch)
+    client = AsyncSystemsClient(CLOUD_AWS, authorizer=AsyncAuthorizer(
+        emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
+    # 16 creates (what the emulator's 64 CU hold) and 34 lists, all at once on a client with no token yet.
+    creates = [client.create(f"flight-{n}", product="dai", version="1.11.1", instance_type_name="m5.2xlarge",
+                             tags=[TagData("Team", "ml")]) for n in range(16)]
+    made = await asyncio.gather(*creates, *(client.list() for _ in range(34)))
+    assert len({s.id for s in made[:16]}) == 16
+    assert len(logins) == 1
+    # All tokens expired: the next burst makes one fresh login between them, not fifty.
+    emulator.backend.expire_tokens()
+    assert len(await asyncio.gather(*(client.list() for _ in range(50)))) == 50
+    assert len(logins) == 2
+    await client.authorizer.close()  # type: ignore[attr-defined]
+
+
+def test_concurrent_threads_on_a_fresh_sync_client_make_one_login(emulator: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+    from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+
+    logins = _count_logins(emulator, monkeypatch)
+    client = SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID,
+                                                            DEFAULT_API_SECRET_KEY))
+    with ThreadPoolExecutor(20) as pool:
+        assert all(r == [] for r in pool.map(lambda _: client.list(), range(40)))
+    assert len(logins) == 1
+    emulator.backend.expire_tokens()
+    with ThreadPoolExecutor(20) as pool:
+        assert all(r == [] for r in pool.map(lambda _: client.list(), range(40)))
+    assert len(logins) == 2
