@@ -23,7 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Concatenate, Literal, ParamSpec, TypeVar
 
-from airflow_puddle.client.errors import AuthError, NotFoundError, PreconditionFailedError, ValidationFailedError
+from airflow_puddle.client.errors import (
+    AlreadyExistsError,
+    AuthError,
+    NotFoundError,
+    PreconditionFailedError,
+    ValidationFailedError,
+)
 from airflow_puddle.client.validation import validate_config_toml, validate_create, validate_system_id
 from airflow_puddle.domain.lifecycle import ALLOWED_FROM, STABLE_SYSTEM_STATUSES, Action, Phase
 from airflow_puddle.domain.statuses import BaseStatus, SystemStatuses, system_status_text
@@ -249,7 +255,7 @@ class PuddleBackend:
         tag_values = self.catalog.resolve_tags(tags)
         dup = self.store.live_system_named(user.id, name)
         if dup is not None:
-            raise PreconditionFailedError(f"system name {name!r} already exists (id {dup})")
+            raise AlreadyExistsError(f"system name {name!r} already exists (id {dup})")
         self._check_cu(itype.cu)
         now = self.now()
         s = SystemRow(

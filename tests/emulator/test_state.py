@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_puddle.client.errors import (
+    AlreadyExistsError,
     AuthError,
     NotFoundError,
     PreconditionFailedError,
@@ -390,10 +391,10 @@ def test_cu_capacity_rejects_create_and_start(make_backend, clock: FakeClock) ->
 
 def test_duplicate_name_until_terminated(backend: PuddleBackend, user: User, clock: FakeClock) -> None:
     first = _started(backend, user, clock)
-    with pytest.raises(PreconditionFailedError, match=rf"system name 'sys-a' already exists \(id {first}\)"):
+    with pytest.raises(AlreadyExistsError, match=rf"system name 'sys-a' already exists \(id {first}\)"):
         _create(backend, user)
     backend.terminate_system(user, first)
-    with pytest.raises(PreconditionFailedError):
+    with pytest.raises(AlreadyExistsError):
         _create(backend, user)  # still terminating
     clock.tick(1)
     assert _create(backend, user).id != first
@@ -423,9 +424,9 @@ VALIDATION_CASES = [
     ({"idle_interval": 0}, "idle_interval", "between 1 and 240"),
     ({"cloud": "ibm"}, "cloud", "must be one of aws, azure, gcp, got 'ibm'"),
     ({"product": "", "version": ""}, "image", "set image, or product and version"),
-    ({"image_id": "img-nope"}, "image", "unknown image id 'img-nope' for cloud aws"),
-    ({"image_id": "img-aws-dai-1.11.2"}, "image", "not available (it is Building)"),
-    ({"image_id": "img-gcp-dai-1.11.1"}, "image", "unknown image id 'img-gcp-dai-1.11.1' for cloud aws"),
+    ({"image_id": "img-nope", "product": "", "version": ""}, "image", "unknown image id 'img-nope' for cloud aws"),
+    ({"image_id": "img-aws-dai-1.11.2", "product": "", "version": ""}, "image", "not available (it is Building)"),
+    ({"image_id": "img-gcp-dai-1.11.1", "product": "", "version": ""}, "image", "unknown image id 'img-gcp-dai-1.11.1' for cloud aws"),
     ({"product": "spark"}, "product", "must be one of dai, h2o3"),
     ({"version": "9.9"}, "version",
      "no available dai image with version '9.9' for cloud aws; available: 1.10.6.2, 1.11.1"),
@@ -433,7 +434,7 @@ VALIDATION_CASES = [
     ({"instance_type_name": "huge"}, "instance_type_name",
      "unknown instance type 'huge' for cloud aws; available: m5.2xlarge, r5.4xlarge, p3.2xlarge"),
     ({"instance_type_name": "n1-standard-8"}, "instance_type_name", "for cloud aws"),
-    ({"instance_type_id": "it-nope"}, "instance_type", "unknown instance type id 'it-nope'"),
+    ({"instance_type_id": "it-nope", "instance_type_name": ""}, "instance_type", "unknown instance type id 'it-nope'"),
     ({"instance_type_name": ""}, "instance_type", "set instance_type or instance_type_name"),
     ({"tags": []}, "tags", "tag 'Team' is required"),
     ({"tags": [("Team", "ml"), ("Colour", "red")]}, "tags", "unknown tag 'Colour'"),
