@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
-from airflow.sdk.log import mask_secret
 
 from airflow_puddle.client import (
     AsyncAuthorizer,
@@ -24,6 +23,7 @@ from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy, Tar
 from airflow_puddle.client.validation import validate_seconds
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
 from airflow_puddle.hooks.form import UI_FIELD_BEHAVIOUR
+from airflow_puddle.hooks.masking import mask_secret_quietly
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
@@ -215,12 +215,15 @@ class PuddleHook(BaseHook):
         return TagsClient(authorizer=self.authorizer)
 
     def get_system_credentials(self, system_id: str) -> SystemCredentials:
-        """URL and DAI login of a started system, fetched now; the password is masked in task logs."""
+        """URL and DAI login of a started system, fetched now; the password is masked in task logs.
+
+        The password is registered with the masker without being echoed by Airflow's DEBUG logging.
+        """
         system = self.get_systems_client().get(system_id)
         if system is None:
             raise PuddleConnectionError(f"system_id: no system {system_id!r} on {self.settings.server_address}")
         if system.password:
-            mask_secret(system.password)
+            mask_secret_quietly(system.password)
         return SystemCredentials(system.default_url, system.username, system.password)
 
     # ------------------------------------------------------------------ async clients

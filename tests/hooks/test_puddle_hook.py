@@ -171,8 +171,11 @@ def test_the_connection_form_hides_unused_fields_as_airflow_reads_them() -> None
     assert "emulator" in behaviour["placeholders"]["host"]
 
 
-def test_system_credentials_are_fetched_at_run_time_and_masked(puddle_conn: str, emulator: Any) -> None:
+def test_system_credentials_are_fetched_at_run_time_and_masked(
+        puddle_conn: str, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from airflow.sdk._shared.secrets_masker.secrets_masker import redact
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import MaskSecret
 
     from airflow_puddle.client.models import TagData
 
@@ -181,9 +184,28 @@ def test_system_credentials_are_fetched_at_run_time_and_masked(puddle_conn: str,
     system = systems.create("creds", product="dai", version="1.11.1", instance_type_name="m5.2xlarge",
                             tags=[TagData("Team", "ml")])
     started = systems.wait_for_system_started(system.id)
-    creds = hook.get_system_credentials(system.id)
+
+    class Supervisor:
+        """Stands in for the supervisor's comms: records what the task sends it."""
+
+        def __init__(self) -> None:
+            self.sent: list[Any] = []
+
+        def send(self, msg: Any) -> None:
+            self.sent.append(msg)
+
+    supervisor = Supervisor()
+    with monkeypatch.context() as patch:
+        patch.setattr(task_runner, "SUPERVISOR_COMMS", supervisor, raising=False)
+        creds = hook.get_system_credentials(system.id)
     assert (creds.url, creds.username, creds.password) == (started.default_url, started.username, started.password)
     assert creds.password not in repr(creds)
     assert creds.password not in str(redact(f"logged by mistake: {creds.password}"))
+    # The supervisor is told (so it masks the task log), by a MaskSecret that does not show the value:
+    # what Airflow logs about the message at DEBUG is its repr.
+    (told,) = supervisor.sent
+    assert isinstance(told, MaskSecret) and told.value == creds.password
+    assert told.model_dump() == MaskSecret(value=creds.password).model_dump()
+    assert creds.password not in repr(told) and creds.password not in str(told)
     with pytest.raises(PuddleConnectionError, match="system_id: no system 'nope'"):
         hook.get_system_credentials("nope")
