@@ -21,6 +21,7 @@ Trigger with ``{"fail_training": true}`` to see the teardown clean up after a fa
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -40,9 +41,15 @@ POLL_INTERVAL = float(os.environ.get("PUDDLE_POLL_INTERVAL", "5"))
 TRAIN_STEPS = int(os.environ.get("PUDDLE_TRAIN_STEPS", "3"))
 CONN_ID = "puddle_default"
 
-# One system per run: the name comes from the run (stable across retries, so a retried
-# create adopts the system its first try made) and is lowercase letters, digits, hyphens.
-SYSTEM_NAME = "train-{{ dag_run.run_after.strftime('%Y%m%d-%H%M%S') }}"
+# One system per run: the name is derived from the run id, so it is stable across retries (a
+# retried create adopts the system its first try made) and two runs never share a system, even
+# runs triggered in the same second. It is one DNS label: lowercase letters, digits, hyphens.
+SYSTEM_NAME = "train-{{ run_system_suffix(run_id) }}"
+
+
+def run_system_suffix(run_id: str) -> str:
+    """12 hex digits that identify a DAG run (its run id is unique within the DAG)."""
+    return hashlib.sha256(f"puddle_train_pipeline/{run_id}".encode()).hexdigest()[:12]
 
 
 @task(task_id="train_model")
@@ -95,6 +102,7 @@ with DAG(
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     tags=["puddle", "example", "driverless-ai"],
+    user_defined_macros={"run_system_suffix": run_system_suffix},
     params={
         "fail_training": Param(False, type="boolean", description="Make training fail, to watch the teardown"),
     },

@@ -135,7 +135,7 @@ def test_train_pipeline_creates_trains_and_terminates(
     pushed = xcoms(run)
     created = pushed[("create_system", -1, "return_value")]
     assert created["status_text"] == "Started"
-    assert created["name"].startswith("train-")
+    assert created["name"] == f"train-{run_system_suffix(run.run_id)}"
     assert "password" not in created
     trained = pushed[("train_model", -1, "return_value")]
     assert trained["system_id"] == created["id"]
@@ -273,3 +273,29 @@ def test_stop_idle_systems_report_fails_the_run_when_a_stop_fails(
     assert str(run.state) == "failed"
     assert status_of(client, systems["idle-ok"].id) == STOPPED
     assert status_of(client, systems["idle-bad"].id) == System.SYSTEM_STATUS_FAILED.code
+
+
+def run_system_suffix(run_id: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"puddle_train_pipeline/{run_id}".encode()).hexdigest()[:12]
+
+
+def test_two_runs_of_the_train_pipeline_never_share_a_system_name() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "example_dags" / "puddle_train_pipeline.py"
+    spec = importlib.util.spec_from_file_location("train_pipeline_names", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    same_second = ["manual__2026-11-24T12:00:00+00:00", "manual__2026-11-24T12:00:00.000001+00:00",
+                   "scheduled__2026-11-24T12:00:00+00:00"]
+    names = {f"train-{module.run_system_suffix(r)}" for r in same_second}
+    assert len(names) == 3
+    assert module.run_system_suffix(same_second[0]) == module.run_system_suffix(same_second[0])  # stable on retry
+    from airflow_puddle.client.validation import validate_name
+
+    for name in names:
+        validate_name(name)

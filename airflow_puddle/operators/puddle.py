@@ -12,222 +12,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.errors import PreconditionFailedError, PuddleError, ValidationFailedError
+from airflow_puddle.client.errors import AlreadyExistsError, PuddleError
 from airflow_puddle.client.models import System, TagData
-from airflow_puddle.client.validation import validate_poll_interval, validate_seconds
-from airflow_puddle.client.waiting import WaitOutcome, narrator
-from airflow_puddle.domain.lifecycle import (
-    CONFIG_UPLOADED,
-    MOVING_TOWARD,
-    SETTLED,
-    STABLE_SYSTEM_STATUSES,
-    WAIT_TARGETS,
-    StateTarget,
-    WaitTarget,
-)
-from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
-from airflow_puddle.links.puddle import PuddleSystemLink
-from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
-from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system, outcome_event
+from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD
+from airflow_puddle.operators.base import PuddleBaseSystemOperator, tag_data, timeout_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-
-def tag_data(tags: object) -> list[TagData]:
-    """Tags given as ``{label: value}`` or a list of :class:`TagData`, checked (a string is refused)."""
-    if tags is None:
-        return []
-    if isinstance(tags, dict):
-        return [TagData(str(k), str(v)) for k, v in tags.items()]
-    if isinstance(tags, list | tuple) and all(isinstance(t, TagData) for t in tags):
-        return list(tags)
-    raise ValidationFailedError("tags", f"must be a dict of label to value or a list of TagData, got {tags!r}")
-
-
-def timeout_seconds(timeout: object, field: str = "timeout") -> float:
-    """A timeout given as a ``timedelta`` or a number of seconds, checked: finite and above zero."""
-    return validate_seconds(field, timeout.total_seconds() if isinstance(timeout, timedelta) else timeout)
-
-
-class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
-    """What the system operators share: targeting, the hook, waits and deferral.
-
-    :param system_id: Id of the system (or give ``system_name``).
-    :param system_name: Name of the system (or give ``system_id``).
-    :param puddle_conn_id: The ``puddle`` connection.
-    :param cloud: Cloud id overriding the connection's ``cloud`` extra.
-    :param wait_for_completion: Wait until the system reaches the goal.
-    :param deferrable: Wait in the triggerer instead of the worker; default ``[operators] default_deferrable``.
-    :param poll_interval: Seconds between status checks.
-    :param timeout: How long to wait in all; enforced while deferred too.
-    """
-
-    template_fields: Sequence[str] = ("system_id", "system_name", "puddle_conn_id")
-    operator_extra_links = (PuddleSystemLink(),)
-    ui_color = "#c7e7f7"
-
-    def __init__(
-        self,
-        *,
-        system_id: str | None = None,
-        system_name: str | None = None,
-        puddle_conn_id: str = PuddleHook.default_conn_name,
-        cloud: str | None = None,
-        wait_for_completion: bool = True,
-        deferrable: bool | None = None,
-        poll_interval: float = DEFAULT_POLL_INTERVAL,
-        timeout: timedelta | float = DEFAULT_TIMEOUT,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if (system_id is None) == (system_name is None):
-            raise ValueError(f"{self.task_id}: give exactly one of system_id and system_name")
-        self.system_id = system_id
-        self.system_name = system_name
-        self.puddle_conn_id = puddle_conn_id
-        self.cloud = cloud
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = validate_poll_interval(poll_interval)
-        self.timeout = timeout
-        self.timeout_s = timeout_seconds(timeout)
-
-    # ------------------------------------------------------------------ Airflow entry points
-
-    def execute(self, context: Context) -> Any:
-        if bool(self.system_id) == bool(self.system_name):  # templates may render empty
-            raise ValueError(f"{self.task_id}: system_id or system_name rendered empty")
-        with self.hook:
-            return self._act(context, time.time() + self.timeout_s)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger fired."""
-        with self.hook:
-            return self._complete(context, event)
-
-    def on_kill(self) -> None:
-        self.log.info("Task killed; Puddle carries on with the operation on %s", self._what())
-
-    # ------------------------------------------------------------------ steps, for subclasses
-
-    def _act(self, context: Context, deadline: float) -> Any:
-        """The operator's own work, due by ``deadline``."""
-        raise NotImplementedError
-
-    def _complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """The one reading of a wait's end, whether it ran in the worker or the triggerer."""
-        if event.get("status") != "success":
-            self._on_wait_failure(event)
-        return self._after_wait(context, event_system(event), str(event["target"]), float(event["deadline"]))
-
-    def _after_wait(self, context: Context, data: dict[str, Any], target: str, deadline: float) -> Any:
-        """The wait for ``target`` succeeded; subclasses may chain another step."""
-        return self._result(context, data)
-
-    def _on_wait_failure(self, event: dict[str, Any]) -> NoReturn:
-        """A wait ended badly; subclasses may clean up before the task fails."""
-        raise AirflowException(str(event.get("message")))
-
-    # ------------------------------------------------------------------ helpers
-
-    def _what(self) -> str:
-        return f"system {self.system_id}" if self.system_id else f"system named {self.system_name!r}"
-
-    def _find_system(self) -> System | None:
-        """The targeted system, or None when it does not exist (or was terminated, by name)."""
-        if self.system_id:
-            return self._client.get(self.system_id)
-        return self._client.find_by_name(str(self.system_name))
-
-    def _require_system(self) -> System:
-        system = self._find_system()
-        if system is None:
-            raise AirflowException(f"{self._what()} not found")
-        return system
-
-    def _call(self, action: str, system: System, *args: Any) -> System:
-        """Ask Puddle to ``action`` the system; a state that does not allow it fails the task clearly."""
-        try:
-            changed: System = getattr(self._client, action)(system.id, *args)
-        except PreconditionFailedError as err:
-            raise AirflowException(f"cannot {action.replace('_', ' ')} system {system.name}: {err}") from err
-        self.log.info("Asked Puddle to %s system %s", action.replace("_", " "), system.name)
-        return changed
-
-    def _wait(self, system_id: str, target: WaitTarget, deadline: float) -> WaitOutcome:
-        return self._client.wait(system_id, target, deadline=deadline, poll_interval_s=self.poll_interval,
-                                 on_state=narrator(self.log))
-
-    def _settle(self, system: System, deadline: float) -> System:
-        """Wait in the worker until a system in some unrelated transition becomes stable."""
-        if system.status in STABLE_SYSTEM_STATUSES:
-            return system
-        self.log.info("System %s is %s; waiting for it to settle", system.name, system.status_text)
-        outcome = self._wait(system.id, SETTLED, deadline)
-        if not outcome.reached or outcome.system is None:
-            raise AirflowException(outcome.message)
-        return outcome.system
-
-    def _finish(self, context: Context, system: System, target: WaitTarget, deadline: float,
-                owns: bool = False) -> Any:
-        """Wait for ``target`` (in the worker or the triggerer) and return the system's dict.
-
-        ``owns`` marks a system this try created, for :meth:`_on_wait_failure`. A deferred
-        wait carries everything it needs in the trigger and its event, not in ``defer``
-        kwargs, so it resumes the same however the task is run.
-        """
-        if not self.wait_for_completion:
-            return self._result(context, system.to_dict())
-        if self.deferrable:
-            # Airflow resolves the extra link when a task defers: give it a value meanwhile.
-            PuddleSystemLink.persist(context, system.default_url)
-            self.defer(
-                trigger=PuddleSystemStateTrigger(
-                    system_id=system.id, target=target, deadline=deadline, puddle_conn_id=self.puddle_conn_id,
-                    cloud=self.cloud, poll_interval=self.poll_interval, owns_system=owns,
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=max(1.0, deadline - time.time())),
-            )
-        outcome = self._wait(system.id, target, deadline)
-        return self._complete(context, dict(outcome_event(outcome, deadline=deadline, owns_system=owns)))
-
-    def _result(self, context: Context, data: dict[str, Any]) -> dict[str, Any]:
-        """Publish the system's URL for the link and return the dict for XCom."""
-        PuddleSystemLink.persist(context, data.get("default_url", ""))
-        self.log.info("System %s (%s) is %s", data.get("name"), data.get("id"), data.get("status_text"))
-        return data
-
-    def _reach(self, context: Context, target: StateTarget, action: str, deadline: float,
-               system: System | None = None, *, again: bool = False) -> Any:
-        """Bring the targeted system to ``target``, calling ``action`` only when it is needed.
-
-        A system already moving toward ``target`` is waited on; one in another transition
-        settles first. ``again``: call ``action`` even when the system is already there.
-        """
-        system = system or self._require_system()
-        goal = WAIT_TARGETS[target].code
-        if system.status in MOVING_TOWARD[target]:
-            self.log.info("System %s is already %s; waiting for it", system.name, system.status_text)
-            return self._finish(context, system, target, deadline)
-        if not again and system.status == goal:
-            self.log.info("System %s is already %s; nothing to do", system.name, system.status_text)
-            return self._result(context, system.to_dict())
-        system = self._settle(system, deadline)
-        if not again and system.status == goal:
-            return self._result(context, system.to_dict())
-        return self._finish(context, self._call(action, system), target, deadline)
+__all__ = [
+    "PuddleBaseSystemOperator", "PuddleCreateSystemOperator", "PuddleRefreshIdleTimeoutOperator",
+    "PuddleRestartSystemOperator", "PuddleStartSystemOperator", "PuddleStopSystemOperator",
+    "PuddleTerminateSystemOperator", "PuddleUpdateConfigTomlOperator", "tag_data", "timeout_seconds",
+]
 
 
 class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
     """Create a system (or adopt one of the same name) and wait until it is started.
+
+    A same-name system is adopted only when it has the product, version (or image) and instance
+    type asked for; otherwise the task fails naming the differences. A same-name system that
+    failed is replaced when ``terminate_on_failure`` is set, and fails the task otherwise. Two
+    tasks creating one name end with one system: the one that loses the race adopts it.
 
     :param name: Name of the system: 1..64 lowercase letters, digits and hyphens.
     :param image_id: Image id; or give ``product`` and ``version``.
@@ -278,19 +88,62 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
 
     def _act(self, context: Context, deadline: float) -> Any:
         existing = self._client.find_by_name(self.name)
-        if existing is not None:
-            self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
-                          existing.status_text)
-            return self._reach(context, "started", "start", deadline, existing)
-        tags = tag_data(self.tags)
+        if existing is None:
+            try:
+                return self._create(context, deadline)
+            except AlreadyExistsError:  # another task created it first: adopt theirs
+                existing = self._client.find_by_name(self.name)
+                if existing is None:
+                    raise AirflowException(f"system named {self.name!r} was created and is gone again") from None
+        return self._adopt(context, existing, deadline)
+
+    def _create(self, context: Context, deadline: float) -> Any:
         system = self._client.create(
             self.name, disk_size_gb=self.disk_size_gb, image=self.image_id, product=self.product,
             version=self.version, instance_type_name=self.instance_type_name, idle_interval=self.idle_interval,
-            tags=tags,
+            tags=tag_data(self.tags),
         )
         self._created_id = system.id
         self.log.info("Created system %s (%s) on %s", system.name, system.id, system.cloud)
         return self._finish(context, system, "started", deadline, owns=self.terminate_on_failure)
+
+    def _adopt(self, context: Context, existing: System, deadline: float) -> Any:
+        """Take over a same-name system if it is what this task asks for; replace it if it failed and we may."""
+        differences = self._differences(existing)
+        if differences:
+            raise AirflowException(
+                f"system named {self.name!r} ({existing.id}) exists but is not what this task asks for: "
+                f"{'; '.join(differences)}. Give the task another name, or terminate that system first")
+        if existing.status not in MOVING_TOWARD["started"]:
+            existing = self._settle(existing, deadline)
+        if existing.status == System.SYSTEM_STATUS_FAILED.code:
+            if not self.terminate_on_failure:
+                raise AirflowException(
+                    f"system named {self.name!r} ({existing.id}) exists and is Failed. Terminate it (for example "
+                    f"with PuddleTerminateSystemOperator), or set terminate_on_failure=True to let this task "
+                    f"replace it")
+            self.log.warning("System %s (%s) is Failed: terminating it to create it anew", existing.name, existing.id)
+            self._client.discard(existing.id, timeout_s=max(0.0, deadline - time.time()))
+            gone = self._wait(existing.id, "terminated", deadline)
+            if not gone.reached:
+                raise AirflowException(gone.message)
+            return self._create(context, deadline)
+        self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
+                      existing.status_text)
+        return self._reach(context, "started", "start", deadline, existing)
+
+    def _differences(self, system: System) -> list[str]:
+        """How ``system`` differs from what this task would create (product, version or image, instance type)."""
+        wanted: dict[str, str | None] = {"product": self.product, "version": self.version,
+                                         "instance type": self.instance_type_name}
+        if self.image_id:
+            image = next((i for i in self.hook.get_images_client().list_available() if i.id == self.image_id), None)
+            if image is None:
+                return [f"image {self.image_id!r} is not available to compare with"]
+            wanted.update(product=image.product, version=image.version)
+        has = {"product": system.product, "version": system.version, "instance type": system.instance_type}
+        return [f"{what} is {has[what]!r}, this task asks for {want!r}"
+                for what, want in wanted.items() if want is not None and has[what] != want]
 
     def _on_wait_failure(self, event: dict[str, Any]) -> NoReturn:
         if event.get("owns_system"):
