@@ -1,22 +1,32 @@
-"""PuddleSystemStateTrigger: waits, in the triggerer, for a system to reach a state."""
+"""PuddleSystemStateTrigger: waits, in the triggerer, for a system to reach a state.
+
+In a triggerer with Airflow 3.3's shared streams, every wait on one connection (and cloud
+and poll interval) shares one poll: one login, one channel, one ListSystems per interval
+(:mod:`airflow_puddle.triggers.stream`), fanned out to each trigger's
+:meth:`~PuddleSystemStateTrigger.filter_shared_stream`, which judges it with the client's wait
+engine. :meth:`~PuddleSystemStateTrigger.run` is the same filter over a private stream, for
+``dag.test()`` and triggerers without the manager; ``shared=False`` polls the one system instead.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_puddle.client.errors import PuddleError
+from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
 from airflow_puddle.client.validation import validate_poll_interval, validate_seconds, validate_system_id
-from airflow_puddle.client.waiting import narrator
+from airflow_puddle.client.waiting import WaitOutcome, WaitTracker, narrator
 from airflow_puddle.domain.lifecycle import check_wait_target
 from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.triggers.stream import SystemsSnapshot, poll_systems
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, WaitEvent, error_event, outcome_event
 
 
-class PuddleSystemStateTrigger(BaseTrigger):
+class PuddleSystemStateTrigger(BaseEventTrigger):
     """Wait for a system to reach ``target``, through the client's wait engine, until ``deadline``.
 
     It carries only ids, the target, the poll interval and an absolute deadline (a
@@ -35,6 +45,8 @@ class PuddleSystemStateTrigger(BaseTrigger):
     :param poll_interval: Seconds between polls.
     :param owns_system: The waiting task created this system and should clean it up:
         a user's kill of the deferred task terminates it, and events say so.
+    :param shared: Share one poll per connection, cloud and poll interval in the triggerer
+        (default); ``False`` polls this one system on its own (one GetSystem per interval).
     """
 
     def __init__(
@@ -47,6 +59,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
         cloud: str | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         owns_system: bool = False,
+        shared: bool = True,
     ) -> None:
         super().__init__()
         validate_system_id(system_id)
@@ -57,6 +70,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
         self.cloud = cloud
         self.poll_interval = validate_poll_interval(poll_interval)
         self.owns_system = bool(owns_system)
+        self.shared = bool(shared)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -69,6 +83,7 @@ class PuddleSystemStateTrigger(BaseTrigger):
                 "cloud": self.cloud,
                 "poll_interval": self.poll_interval,
                 "owns_system": self.owns_system,
+                "shared": self.shared,
             },
         )
 
@@ -76,7 +91,60 @@ class PuddleSystemStateTrigger(BaseTrigger):
         return TriggerEvent(error_event(target=self.target, system_id=self.system_id, message=message,
                                         deadline=self.deadline, owns_system=self.owns_system))
 
+    # ------------------------------------------------------------------ shared stream (Airflow 3.3)
+
+    def shared_stream_key(self) -> Hashable | None:
+        """Waits on one connection, cloud and poll interval share one poll (``None`` with ``shared=False``)."""
+        if not self.shared:
+            return None
+        return ("puddle-systems", self.puddle_conn_id, self.cloud or "", self.poll_interval)
+
+    @classmethod
+    async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
+        """One login, one channel, one ListSystems per interval for the whole group; yields snapshots forever."""
+        async for snapshot in poll_systems(kwargs):
+            yield snapshot
+
+    async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+        """Judge each snapshot for this trigger's system with the wait engine; yield its one event."""
+        tracker = WaitTracker(self.system_id, self.target, self.deadline, time.time(), narrator(self.log))
+        async for snapshot in shared_stream:
+            if snapshot.permanent and snapshot.error is not None:
+                yield self._error(f"{type(snapshot.error).__name__}: {snapshot.error}")
+                return
+            outcome = await self._judge(tracker, snapshot)
+            if outcome is not None:
+                yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system))
+                return
+
+    async def _judge(self, tracker: WaitTracker, snapshot: SystemsSnapshot) -> WaitOutcome | None:
+        if snapshot.error is not None:
+            return tracker.unavailable(snapshot.error, time.time())
+        system = snapshot.systems.get(self.system_id)
+        if system is None and snapshot.client is not None:  # not listed: terminated, or never there
+            try:
+                system = await snapshot.client.get(self.system_id)
+            except PuddleUnavailableError as err:
+                return tracker.unavailable(err, time.time())
+        return tracker.observe(system, time.time())
+
+    # ------------------------------------------------------------------ standalone
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        """The same filter over a private stream (``dag.test()``, no manager); or a per-trigger poll."""
+        if not self.shared:
+            async for event in self._poll_alone():
+                yield event
+            return
+        stream = type(self).open_shared_stream(self.serialize()[1])
+        try:
+            async for event in self.filter_shared_stream(stream):
+                yield event
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _poll_alone(self) -> AsyncIterator[TriggerEvent]:
+        """One GetSystem per interval for this trigger alone: the baseline the shared poll is measured against."""
         try:
             client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
         except Exception as err:  # a broken connection is permanent: say so at once

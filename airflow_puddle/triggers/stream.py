@@ -1,0 +1,81 @@
+"""One poll of a Puddle connection's systems, shared by every wait on it in a triggerer.
+
+:func:`poll_systems` lists the systems once per interval over one login and one channel
+and yields a :class:`SystemsSnapshot` each time, also when the poll failed, so that every
+subscriber still checks its own deadline. It is what
+:meth:`PuddleSystemStateTrigger.open_shared_stream` runs for a whole shared-stream group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_puddle.client import AsyncSystemsClient
+from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
+from airflow_puddle.client.models import System
+from airflow_puddle.hooks.puddle import PuddleHook
+
+log = logging.getLogger(__name__)
+
+MIN_POLL_TIMEOUT_S = 10.0
+"""A list that takes longer than this (or twice the interval, if longer) counts as Puddle unavailable."""
+
+
+@dataclass(frozen=True)
+class SystemsSnapshot:
+    """What one poll saw: every listed system by id, or why there is no list this time.
+
+    ``permanent`` marks an error that polling again cannot fix (a rejected key, a broken
+    connection): each waiting trigger ends with an error event. ``client`` is the poll's own
+    client, for a GetSystem of a system the list no longer shows (terminated systems leave it).
+    """
+
+    taken_at: float
+    systems: Mapping[str, System] = field(default_factory=dict)
+    error: PuddleError | None = None
+    permanent: bool = False
+    client: AsyncSystemsClient | None = field(default=None, repr=False)
+
+
+async def _list_once(client: AsyncSystemsClient, timeout_s: float) -> SystemsSnapshot:
+    try:
+        systems = await asyncio.wait_for(client.list(), timeout_s)
+    except TimeoutError:
+        error = PuddleUnavailableError(f"ListSystems: no answer within {timeout_s:.0f}s")
+        return SystemsSnapshot(time.time(), error=error, client=client)
+    except PuddleUnavailableError as err:
+        return SystemsSnapshot(time.time(), error=err, client=client)
+    except PuddleError as err:
+        return SystemsSnapshot(time.time(), error=err, permanent=True, client=client)
+    return SystemsSnapshot(time.time(), {s.id: s for s in systems}, client=client)
+
+
+async def poll_systems(kwargs: Mapping[str, Any]) -> AsyncIterator[SystemsSnapshot]:
+    """Yield a snapshot of the connection's systems every ``poll_interval`` seconds, forever.
+
+    Uses only the fields of the shared-stream key: ``puddle_conn_id``, ``cloud``, ``poll_interval``.
+    """
+    conn_id, interval = str(kwargs["puddle_conn_id"]), float(kwargs["poll_interval"])
+    try:
+        client = await PuddleHook(conn_id, cloud=kwargs.get("cloud")).aget_systems_client()
+    except Exception as err:  # a broken connection: every subscriber ends with this error
+        broken = PuddleError(f"connection {conn_id!r}: {err}")
+        while True:
+            yield SystemsSnapshot(time.time(), error=broken, permanent=True)
+            await asyncio.sleep(interval)
+    timeout_s = max(MIN_POLL_TIMEOUT_S, 2 * interval)
+    try:
+        while True:
+            started = time.monotonic()
+            snapshot = await _list_once(client, timeout_s)
+            if snapshot.error is not None:
+                log.warning("Listing Puddle systems on %r failed; polling on: %s", conn_id, snapshot.error)
+            yield snapshot
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+    finally:
+        await client.authorizer.close()  # type: ignore[attr-defined]

@@ -1,0 +1,153 @@
+"""Many waits, one poll: the trigger through Airflow's own SharedStreamManager against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from airflow.triggers.shared_stream import SharedStreamManager
+
+from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client.models import TagData
+from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
+from tests.conftest import connection_json
+
+DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
+INTERVAL = 0.2
+
+
+@pytest.fixture
+def client(emulator: Any) -> SystemsClient:
+    return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
+
+
+def count(emulator: Any, monkeypatch: pytest.MonkeyPatch, method: str) -> list[float]:
+    calls: list[float] = []
+    real = getattr(emulator.backend, method)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(time.monotonic())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(emulator.backend, method, counting)
+    return calls
+
+
+async def through_manager(triggers: list[PuddleSystemStateTrigger], timeout: float = 30) -> list[dict[str, Any]]:
+    """Run each trigger as the triggerer does for a shared-stream trigger; the first event of each."""
+    manager = SharedStreamManager()
+
+    async def one(trigger_id: int, trigger: PuddleSystemStateTrigger) -> dict[str, Any]:
+        key = trigger.shared_stream_key()
+        assert key is not None
+        stream = manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
+        try:
+            async for event in trigger.filter_shared_stream(stream):
+                return dict(event.payload)
+            raise AssertionError("the filter ended without an event")
+        finally:
+            await manager.unsubscribe(trigger_id, key)
+
+    try:
+        return await asyncio.wait_for(asyncio.gather(*(one(n, t) for n, t in enumerate(triggers))), timeout)
+    finally:
+        await manager.stop_all()
+
+
+def trigger(system_id: str, target: str = "started", seconds: float = 30, **kw: Any) -> PuddleSystemStateTrigger:
+    return PuddleSystemStateTrigger(system_id=system_id, target=target, deadline=time.time() + seconds,
+                                    poll_interval=INTERVAL, **kw)
+
+
+def test_the_key_is_the_connection_cloud_and_interval() -> None:
+    a = trigger("a", owns_system=True)
+    b = trigger("b", "stopped", seconds=99)
+    assert a.shared_stream_key() == b.shared_stream_key() == ("puddle-systems", "puddle_default", "", INTERVAL)
+    assert trigger("c", cloud="gcp").shared_stream_key() != a.shared_stream_key()
+    assert PuddleSystemStateTrigger(system_id="d", target="started", deadline=time.time(),
+                                    poll_interval=1).shared_stream_key() != a.shared_stream_key()
+    assert trigger("e", shared=False).shared_stream_key() is None
+
+
+async def test_thirty_waits_share_one_login_and_one_list_per_interval(
+    puddle_conn: str, client: SystemsClient, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [client.create(f"shared-{n}", **DAI).id for n in range(10)]  # 10 systems booting (64 CU)
+    lists = count(emulator, monkeypatch, "list_systems")
+    gets = count(emulator, monkeypatch, "get_system")
+    logins = count(emulator, monkeypatch, "login")
+    triggers = [trigger(ids[n % 10]) for n in range(30)]
+    started = time.monotonic()
+    events = await through_manager(triggers)
+    elapsed = time.monotonic() - started
+    assert [e["status"] for e in events] == ["success"] * 30
+    assert {e["system_id"] for e in events} == set(ids)
+    assert len(logins) == 1 and gets == []
+    # One ListSystems per interval for all thirty waits (a per-trigger poll would make 30 GetSystem each).
+    assert len(lists) <= elapsed / INTERVAL + 2, (len(lists), elapsed)
+
+
+async def test_a_late_subscriber_joins_the_running_poll(puddle_conn: str, client: SystemsClient, emulator: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = client.create("late-1", **DAI), client.create("late-2", **DAI)
+    logins = count(emulator, monkeypatch, "login")
+    manager = SharedStreamManager()
+    early, late = trigger(first.id, "failed", seconds=1.5), trigger(second.id)  # early outlives late's join
+    key = early.shared_stream_key()
+    assert key is not None
+
+    async def run(n: int, t: PuddleSystemStateTrigger, delay: float) -> str:
+        await asyncio.sleep(delay)
+        stream = manager.subscribe(trigger_id=n, trigger=t, key=key)
+        try:
+            async for event in t.filter_shared_stream(stream):
+                return str(event.payload["status"])
+            return "no event"
+        finally:
+            await manager.unsubscribe(n, key)
+
+    results = await asyncio.gather(run(1, early, 0), run(2, late, 3 * INTERVAL))
+    await manager.stop_all()
+    assert results == ["timeout", "success"] and len(logins) == 1
+
+
+async def test_outcomes_through_the_shared_path(puddle_conn: str, client: SystemsClient, admin: Any) -> None:
+    booting = client.create("outcome-boot", **DAI)
+    failing = client.create("outcome-fail", **DAI)
+    admin.fail_next_transition(failing.id)
+    terminated = client.wait_for_system_started(client.create("outcome-term", **DAI).id)
+    client.terminate(terminated.id)  # a terminated system leaves the list: one GetSystem tells
+    events = await through_manager([
+        trigger(booting.id), trigger(failing.id), trigger(terminated.id, "terminated"),
+        trigger(booting.id, "stopped", seconds=1), trigger("no-such-system"),
+    ])
+    assert [e["status"] for e in events] == ["success", "failed", "success", "timeout", "failed"]
+    assert "Failed" in events[1]["message"] and "not found" in events[4]["message"]
+
+
+async def test_an_unavailable_backend_does_not_end_the_waits_before_their_deadline(
+    puddle_conn: str, client: SystemsClient, admin: Any
+) -> None:
+    booting = client.create("flaky", **DAI)
+    admin.inject_fault("ListSystems", "UNAVAILABLE", 40)  # several polls' worth, retries included
+    events = await through_manager([trigger(booting.id), trigger(booting.id, "stopped", seconds=1.5)])
+    assert [e["status"] for e in events] == ["success", "timeout"]
+
+
+async def test_a_rejected_key_ends_every_wait_with_an_error(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, secret="wrong-secret"))
+    events = await through_manager([trigger("a"), trigger("b", "stopped")], timeout=15)
+    assert [e["status"] for e in events] == ["error", "error"]
+    assert all("AuthError" in e["message"] and "wrong-secret" not in e["message"] for e in events)
+
+
+async def test_run_is_the_same_filter_over_a_private_stream(puddle_conn: str, client: SystemsClient) -> None:
+    booting = client.create("private", **DAI)
+    for shared in (True, False):
+        gen = trigger(booting.id, shared=shared).run()
+        event = await asyncio.wait_for(gen.__anext__(), 20)
+        await gen.aclose()
+        assert event.payload["status"] == "success"
