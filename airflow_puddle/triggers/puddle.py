@@ -18,11 +18,16 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
-from airflow_puddle.client.validation import validate_poll_interval, validate_seconds, validate_system_id
+from airflow_puddle.client.validation import (
+    validate_name,
+    validate_poll_interval,
+    validate_seconds,
+    validate_system_id,
+)
 from airflow_puddle.client.waiting import WaitOutcome, WaitTracker, narrator
 from airflow_puddle.domain.lifecycle import check_wait_target
 from airflow_puddle.hooks.puddle import PuddleHook
-from airflow_puddle.triggers.stream import SystemsSnapshot, poll_systems
+from airflow_puddle.triggers.stream import SystemsSnapshot, poll_systems, watch
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, WaitEvent, error_event, outcome_event
 
 
@@ -37,9 +42,14 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
     key), with the system's public fields under ``system``. Puddle being unavailable does
     not end the wait before its deadline.
 
-    :param system_id: The system to watch.
+    With ``deadline=None`` it is a watcher for an ``AssetWatcher`` (event-driven scheduling):
+    it never ends, and yields ``{"status": "reached", ...}`` each time the system, by id or by
+    ``system_name``, enters ``target`` (a change seen between two polls; a system already there
+    when the watch starts does not fire, so a restarted triggerer does not fire it again).
+
+    :param system_id: The system to watch (a watcher may give ``system_name`` instead).
     :param target: ``started``, ``stopped``, ``terminated``, ``failed``, ``config_uploaded`` or ``settled``.
-    :param deadline: Unix timestamp after which the wait gives up.
+    :param deadline: Unix timestamp after which the wait gives up; ``None``: watch for ever.
     :param puddle_conn_id: The ``puddle`` connection.
     :param cloud: Cloud id overriding the connection's.
     :param poll_interval: Seconds between polls.
@@ -52,20 +62,33 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
     def __init__(
         self,
         *,
-        system_id: str,
+        system_id: str | None = None,
         target: str,
-        deadline: float,
+        deadline: float | None,
         puddle_conn_id: str = PuddleHook.default_conn_name,
         cloud: str | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         owns_system: bool = False,
         shared: bool = True,
+        system_name: str | None = None,
     ) -> None:
         super().__init__()
-        validate_system_id(system_id)
-        self.system_id = system_id
+        if deadline is None:  # a watcher: by id or by name
+            if (system_id is None) == (system_name is None):
+                raise ValueError("system_id, system_name: a watcher (deadline=None) takes exactly one")
+            if system_name is not None:
+                validate_name(system_name)
+            if target == "terminated":
+                raise ValueError("target: a watcher cannot see 'terminated' (terminated systems leave the list)")
+        elif system_name is not None:
+            raise ValueError("system_name: only a watcher (deadline=None) targets a name; a wait takes system_id")
+        if system_id is not None or deadline is not None:
+            validate_system_id(system_id)
+        self.system_id = system_id or ""
+        self.system_name = system_name
         self.target = check_wait_target(target)
-        self.deadline = validate_seconds("deadline", deadline, allow_zero=True)  # a past deadline times out
+        # A past deadline times out at once; None watches for ever.
+        self.deadline = None if deadline is None else validate_seconds("deadline", deadline, allow_zero=True)
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
         self.poll_interval = validate_poll_interval(poll_interval)
@@ -84,10 +107,12 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
                 "poll_interval": self.poll_interval,
                 "owns_system": self.owns_system,
                 "shared": self.shared,
+                "system_name": self.system_name,
             },
         )
 
     def _error(self, message: str) -> TriggerEvent:
+        assert self.deadline is not None  # a watcher yields no error events
         return TriggerEvent(error_event(target=self.target, system_id=self.system_id, message=message,
                                         deadline=self.deadline, owns_system=self.owns_system))
 
@@ -106,7 +131,14 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             yield snapshot
 
     async def filter_shared_stream(self, shared_stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
-        """Judge each snapshot for this trigger's system with the wait engine; yield its one event."""
+        """Judge each snapshot for this trigger's system with the wait engine; yield its one event.
+
+        A watcher (``deadline=None``) yields an event each time the system enters the target, for ever.
+        """
+        if self.deadline is None:
+            async for event in watch(self, shared_stream):
+                yield event
+            return
         tracker = WaitTracker(self.system_id, self.target, self.deadline, time.time(), narrator(self.log))
         async for snapshot in shared_stream:
             if snapshot.permanent and snapshot.error is not None:
@@ -114,7 +146,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
                 return
             outcome = await self._judge(tracker, snapshot)
             if outcome is not None:
-                yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system))
+                yield TriggerEvent(outcome_event(outcome, deadline=tracker.deadline, owns_system=self.owns_system))
                 return
 
     async def _judge(self, tracker: WaitTracker, snapshot: SystemsSnapshot) -> WaitOutcome | None:
@@ -132,7 +164,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """The same filter over a private stream (``dag.test()``, no manager); or a per-trigger poll."""
-        if not self.shared:
+        if not self.shared and self.deadline is not None:
             async for event in self._poll_alone():
                 yield event
             return
@@ -145,6 +177,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
 
     async def _poll_alone(self) -> AsyncIterator[TriggerEvent]:
         """One GetSystem per interval for this trigger alone: the baseline the shared poll is measured against."""
+        assert self.deadline is not None
         try:
             client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
         except Exception as err:  # a broken connection is permanent: say so at once

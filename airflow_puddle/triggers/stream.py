@@ -13,12 +13,18 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import TriggerEvent
 
 from airflow_puddle.client import AsyncSystemsClient
 from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
 from airflow_puddle.client.models import System
+from airflow_puddle.domain.lifecycle import wait_verdict
 from airflow_puddle.hooks.puddle import PuddleHook
+
+if TYPE_CHECKING:
+    from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +85,33 @@ async def poll_systems(kwargs: Mapping[str, Any]) -> AsyncIterator[SystemsSnapsh
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
         await client.authorizer.close()  # type: ignore[attr-defined]
+
+
+def _find(snapshot: SystemsSnapshot, system_id: str, name: str | None) -> System | None:
+    if name is None:
+        return snapshot.systems.get(system_id)
+    return next((s for s in snapshot.systems.values() if s.name == name), None)
+
+
+async def watch(trigger: PuddleSystemStateTrigger, stream: AsyncIterator[Any]) -> AsyncIterator[TriggerEvent]:
+    """A watcher's filter: an event each time the system is seen entering the target, for ever.
+
+    Only a change between two snapshots fires, so a triggerer restart does not fire again for a
+    system that was already there. Unavailable polls are skipped; a permanent error is logged once.
+    """
+    was_there: bool | None = None
+    said_error = False
+    async for snapshot in stream:
+        if snapshot.error is not None:
+            if snapshot.permanent and not said_error:
+                trigger.log.error("Watching Puddle system %s: %s", trigger.system_name or trigger.system_id,
+                                  snapshot.error)
+                said_error = True
+            continue
+        system = _find(snapshot, trigger.system_id, trigger.system_name)
+        there = system is not None and wait_verdict(trigger.target, system.status, system.config_status) == "reached"
+        if there and was_there is False and system is not None:
+            trigger.log.info("System %s (%s) is %s", system.name, system.id, system.status_text)
+            yield TriggerEvent({"status": "reached", "target": trigger.target, "system_id": system.id,
+                                "system_name": system.name, "system": system.to_dict(), "at": snapshot.taken_at})
+        was_there = there

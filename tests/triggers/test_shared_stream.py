@@ -129,10 +129,12 @@ async def test_outcomes_through_the_shared_path(puddle_conn: str, client: System
 
 
 async def test_an_unavailable_backend_does_not_end_the_waits_before_their_deadline(
-    puddle_conn: str, client: SystemsClient, admin: Any
+    client: SystemsClient, admin: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, retries=1,
+                                                                      retry_max_wait=0.02))
     booting = client.create("flaky", **DAI)
-    admin.inject_fault("ListSystems", "UNAVAILABLE", 40)  # several polls' worth, retries included
+    admin.inject_fault("ListSystems", "UNAVAILABLE", 16)  # eight polls' worth (two attempts each)
     events = await through_manager([trigger(booting.id), trigger(booting.id, "stopped", seconds=1.5)])
     assert [e["status"] for e in events] == ["success", "timeout"]
 
@@ -151,3 +153,71 @@ async def test_run_is_the_same_filter_over_a_private_stream(puddle_conn: str, cl
         event = await asyncio.wait_for(gen.__anext__(), 20)
         await gen.aclose()
         assert event.payload["status"] == "success"
+
+
+async def test_a_watcher_fires_each_time_the_named_system_enters_the_target(
+    puddle_conn: str, client: SystemsClient, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiter_system = client.create("waited-on", **DAI)  # the test's own client logs in here
+    logins = count(emulator, monkeypatch, "login")
+    manager = SharedStreamManager()
+    watcher = PuddleSystemStateTrigger(system_name="watched", target="started", deadline=None, poll_interval=INTERVAL)
+    waiter = trigger(waiter_system.id)
+    assert watcher.shared_stream_key() == waiter.shared_stream_key()  # one poll for waits and watchers
+    events: list[dict[str, Any]] = []
+
+    async def follow(n: int, t: PuddleSystemStateTrigger, into: list[dict[str, Any]], stop_after: int) -> None:
+        key = t.shared_stream_key()
+        stream = manager.subscribe(trigger_id=n, trigger=t, key=key)
+        try:
+            async for event in t.filter_shared_stream(stream):
+                into.append(dict(event.payload))
+                if len(into) == stop_after:
+                    return
+        finally:
+            await manager.unsubscribe(n, key)
+
+    async def drive() -> None:
+        await asyncio.sleep(3 * INTERVAL)  # the watch has seen "no such system" by now
+        system = await asyncio.to_thread(client.create, "watched", **DAI)
+        await asyncio.to_thread(client.wait_for_system_started, system.id)
+        await asyncio.sleep(3 * INTERVAL)
+        await asyncio.to_thread(client.stop, system.id)
+        await asyncio.to_thread(client.wait_for_system_stopped, system.id)
+        await asyncio.sleep(3 * INTERVAL)
+        await asyncio.to_thread(client.start, system.id)
+
+    waited: list[dict[str, Any]] = []
+    await asyncio.wait_for(asyncio.gather(follow(1, watcher, events, 2), follow(2, waiter, waited, 1), drive()), 30)
+    await manager.stop_all()
+    assert [e["status"] for e in events] == ["reached", "reached"]
+    assert {e["system_name"] for e in events} == {"watched"} and events[0]["system"]["status_text"] == "Started"
+    assert waited[0]["status"] == "success" and len(logins) == 1
+
+
+def test_watcher_arguments() -> None:
+    with pytest.raises(ValueError, match="a watcher cannot see 'terminated'"):
+        PuddleSystemStateTrigger(system_name="x", target="terminated", deadline=None)
+    with pytest.raises(ValueError, match="system_name: only a watcher"):
+        PuddleSystemStateTrigger(system_name="x", target="started", deadline=time.time())
+    with pytest.raises(ValueError, match="a watcher \\(deadline=None\\) takes exactly one"):
+        PuddleSystemStateTrigger(system_id="a", system_name="x", target="started", deadline=None)
+    with pytest.raises(ValueError, match="name: must start and end with a letter or digit"):
+        PuddleSystemStateTrigger(system_name="-x", target="started", deadline=None)
+    classpath, kwargs = PuddleSystemStateTrigger(system_name="x", target="failed", deadline=None).serialize()
+    assert kwargs["deadline"] is None and kwargs["system_name"] == "x"
+
+
+def test_the_event_driven_example_dag_parses_with_its_asset_watcher() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "example_dags" / "puddle_on_system_failed.py"
+    spec = importlib.util.spec_from_file_location("puddle_on_system_failed", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (watcher,) = module.system_failed.watchers
+    assert isinstance(watcher.trigger, PuddleSystemStateTrigger)
+    assert watcher.trigger.deadline is None and watcher.trigger.system_name == "nightly-dai"
+    assert watcher.trigger.shared_stream_key() is not None
