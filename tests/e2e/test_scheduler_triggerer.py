@@ -113,6 +113,23 @@ with DAG(
     )
 '''
 
+SHARED_DAG_ID = "puddle_e2e_shared"
+SHARED_WAITS = 6
+SHARED_DAG = _DAG_HEADER + f'''
+with DAG(
+    dag_id="{SHARED_DAG_ID}",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={{"retries": 2, "retry_delay": timedelta(seconds=2)}},  # apache/airflow#72716, as above
+):
+    for n in range({SHARED_WAITS}):
+        PuddleCreateSystemOperator(
+            task_id=f"create_{{n}}", name=f"e2e-shared-{{n}}", puddle_conn_id="puddle_slow", deferrable=True,
+            poll_interval=1, **DAI,
+        )
+'''
+
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -384,6 +401,7 @@ def stack() -> Iterator[Stack]:
         (home / "dags").mkdir()
         (home / "dags" / f"{PIPELINE_DAG_ID}.py").write_text(PIPELINE_DAG)
         (home / "dags" / f"{KILL_DAG_ID}.py").write_text(KILL_DAG)
+        (home / "dags" / f"{SHARED_DAG_ID}.py").write_text(SHARED_DAG)
         api_port = _free_port()
         fernet_key = Fernet.generate_key().decode()
         env = _standalone_env(home, api_port, fernet_key, fast.address, slow.address)
@@ -546,3 +564,48 @@ def test_killing_a_deferred_create_terminates_the_system_it_created(
                       diagnostics=diagnostics)
     print(f"\nsystem {gone.status_text} {time.monotonic() - killed:.0f}s after the task was marked failed")
     assert af.task_instances(dag_id, run_id)["create"]["state"] == "failed"
+
+
+def test_deferred_waits_in_a_real_triggerer_share_one_poll(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six deferred creates on one connection: the triggerer polls once per interval for all of them."""
+    polls: list[float] = []  # ListSystems without a name filter: the shared poll (operators look up by name)
+    gets: list[float] = []
+    backend = stack.slow.backend
+    list_systems, get_system = backend.list_systems, backend.get_system
+
+    def counting_list(user: Any, cloud: str = "", name: str = "") -> Any:
+        if not name:
+            polls.append(time.monotonic())
+        return list_systems(user, cloud, name)
+
+    def counting_get(*args: Any, **kwargs: Any) -> Any:
+        gets.append(time.monotonic())
+        return get_system(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "list_systems", counting_list)
+    monkeypatch.setattr(backend, "get_system", counting_get)
+    af, dag_id, run_id = stack.airflow, SHARED_DAG_ID, "e2e_shared"
+    af.cli("dags", "trigger", dag_id, "-r", run_id)
+
+    deferred: list[tuple[float, int]] = []  # (when, how many of our tasks were deferred then)
+
+    def finished() -> dict[str, Any] | None:
+        tis = af.task_instances(dag_id, run_id)
+        deferred.append((time.monotonic(), sum(ti["state"] == "deferred" for ti in tis.values())))
+        run = af.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        return run if run["state"] in ("success", "failed") else None
+
+    run = wait_until(f"{dag_id}/{run_id} to end", finished, RUN_TIMEOUT_S,
+                     diagnostics=lambda: af.diagnostics(dag_id, run_id))
+    assert run["state"] == "success", af.diagnostics(dag_id, run_id)
+    together = [t for t, n in deferred if n >= 2]
+    assert together, f"never saw two of the waits deferred at once: {deferred}"
+    start, end = min(together), max(together)
+    window = end - start
+    in_window = [t for t in polls if start <= t <= end]
+    print(f"\n{SHARED_WAITS} deferred waits: {len(in_window)} ListSystems polls in {window:.1f}s "
+          f"with >= 2 waits deferred; {len(gets)} GetSystem calls in the whole run")
+    # One poll per 1 s interval for the whole group (a per-trigger poll would make one GetSystem each).
+    assert window >= 3, f"the waits overlapped only {window:.1f}s: too short to measure"
+    assert len(in_window) <= window / 1.0 + 2, (len(in_window), window)
+    assert gets == [], "a wait polled its own system instead of reading the shared snapshot"
