@@ -71,8 +71,8 @@ class PuddleUnavailableError(PuddleError, ConnectionError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
-class AlreadyExistsError(PuddleError):
-    """A system of that name already exists (and is not terminated)."""
+class AlreadyExistsError(PreconditionFailedError):
+    """A system of that name already exists (and is not terminated): a failed precondition of create."""
 
     code = grpc.StatusCode.ALREADY_EXISTS
 

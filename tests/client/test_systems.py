@@ -23,6 +23,7 @@ from airflow_puddle.client import (
     TagsClient,
 )
 from airflow_puddle.client.errors import (
+    AlreadyExistsError,
     NotFoundError,
     PreconditionFailedError,
     PuddleTimeoutError,
@@ -176,8 +177,9 @@ def test_cu_capacity_is_respected(systems: Any) -> None:
 
 def test_duplicate_name_and_unknown_instance_type(systems: Any) -> None:
     systems.create("twin", **DAI)
-    with pytest.raises(PreconditionFailedError, match="twin"):
+    with pytest.raises(AlreadyExistsError, match="twin") as dup:
         systems.create("twin", **DAI)
+    assert isinstance(dup.value, PreconditionFailedError)  # callers catching the broader class still do
     with pytest.raises(ValidationFailedError) as info:
         systems.create("odd", **{**DAI, "instance_type_name": "z9.huge"})
     assert info.value.field == "instance_type_name" and "m5.2xlarge" in info.value.rule
