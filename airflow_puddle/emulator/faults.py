@@ -1,7 +1,9 @@
 """Injected failures and latency for the emulator's RPCs (in memory, thread-safe).
 
-Rules are keyed by the bare RPC name (``"GetSystem"``) or ``"*"`` for every
-method; a rule for the exact method wins over ``"*"``.
+Rules are keyed by the bare name of a Puddle RPC (``"GetSystem"``) or ``"*"`` for every
+method; a rule for the exact method wins over ``"*"``. An unknown name, a non-finite,
+negative or over-long latency (:data:`~airflow_puddle.emulator.limits.MAX_LATENCY_SECONDS`)
+or a count out of range is refused with ``ValidationFailedError`` naming the field.
 """
 
 from __future__ import annotations
@@ -11,9 +13,24 @@ from dataclasses import dataclass
 
 import grpc
 
+from airflow_puddle._proto.puddle.v2 import (
+    auth_service_pb2,
+    image_service_pb2,
+    instance_type_service_pb2,
+    system_service_pb2,
+    tag_service_pb2,
+)
 from airflow_puddle.client.errors import ValidationFailedError
+from airflow_puddle.emulator.limits import MAX_LATENCY_SECONDS, admin_seconds, fault_count, fault_message
 
 ANY_METHOD = "*"
+FAULTABLE_METHODS = frozenset(
+    method.name
+    for module in (auth_service_pb2, image_service_pb2, instance_type_service_pb2, system_service_pb2, tag_service_pb2)
+    for service in module.DESCRIPTOR.services_by_name.values()
+    for method in service.methods
+)
+"""The RPCs faults and latency apply to: every Puddle RPC (the admin service is exempt)."""
 
 
 @dataclass
@@ -33,14 +50,16 @@ def parse_status_code(name: str | grpc.StatusCode) -> grpc.StatusCode:
         except KeyError:
             raise ValidationFailedError("code", f"unknown gRPC status code {name!r}") from None
     if code == grpc.StatusCode.OK:
-        raise ValidationFailedError("code", "a fault needs a failing status code, not OK")
+        raise ValidationFailedError("code", "must be a failing status code, not OK")
     return code
 
 
-def _check_method(method: str) -> str:
+def _check_method(method: object) -> str:
+    if not isinstance(method, str) or not method.strip():
+        raise ValidationFailedError("method", f"is required (an RPC name such as GetSystem, or *), got {method!r}")
     method = method.strip()
-    if not method:
-        raise ValidationFailedError("method", "is required (an RPC name such as GetSystem, or *)")
+    if method != ANY_METHOD and method not in FAULTABLE_METHODS:
+        raise ValidationFailedError("method", f"is not a Puddle RPC (such as GetSystem, or *), got {method!r}")
     return method
 
 
@@ -58,16 +77,15 @@ class FaultRegistry:
         """Fail the next ``count`` calls of ``method`` with ``code`` (replaces its earlier fault)."""
         method = _check_method(method)
         status = parse_status_code(code)
-        if count < 1:
-            raise ValidationFailedError("count", f"must be at least 1, got {count}")
+        count = fault_count(count)
+        message = fault_message(message)
         with self._lock:
             self._faults[method] = _Fault(status, count, message or f"injected fault: {status.name}")
 
     def set_latency(self, method: str, seconds: float) -> None:
-        """Delay every call of ``method`` by ``seconds``; 0 removes the delay."""
+        """Delay every call of ``method`` by ``seconds`` (at most ten minutes); 0 removes the delay."""
         method = _check_method(method)
-        if seconds < 0:
-            raise ValidationFailedError("seconds", f"must not be negative, got {seconds}")
+        seconds = admin_seconds("seconds", seconds, maximum=MAX_LATENCY_SECONDS)
         with self._lock:
             if seconds == 0:
                 self._latency.pop(method, None)
@@ -99,32 +117,33 @@ class FaultRegistry:
 
 
 def parse_fault_spec(spec: str) -> tuple[str, grpc.StatusCode, int]:
-    """Parse ``METHOD:CODE:COUNT`` (COUNT optional, default 1), as the CLI's ``--fault`` takes it."""
+    """Parse ``METHOD:CODE:COUNT`` (COUNT optional, default 1), as the CLI's ``--fault`` takes it.
+
+    ``ValueError`` naming the part and the rule, as ``ValidationFailedError`` would for the admin RPC.
+    """
     parts = spec.split(":")
-    if len(parts) not in (2, 3) or not parts[0]:
+    if len(parts) not in (2, 3):
         raise ValueError(f"expected METHOD:CODE[:COUNT], got {spec!r}")
     try:
         count = int(parts[2]) if len(parts) == 3 else 1
     except ValueError:
-        raise ValueError(f"COUNT must be a whole number in {spec!r}") from None
-    if count < 1:
-        raise ValueError(f"COUNT must be at least 1 in {spec!r}")
+        raise ValueError(f"COUNT must be a whole number, got {parts[2]!r} in {spec!r}") from None
     try:
-        code = parse_status_code(parts[1])
+        return _check_method(parts[0]), parse_status_code(parts[1]), fault_count(count)
     except ValidationFailedError as err:
-        raise ValueError(f"{err.rule} in {spec!r}") from None
-    return parts[0], code, count
+        raise ValueError(f"{err.field.upper()} {err.rule} in {spec!r}") from None
 
 
 def parse_latency_spec(spec: str) -> tuple[str, float]:
-    """Parse ``METHOD:SECONDS``, as the CLI's ``--latency`` takes it."""
+    """Parse ``METHOD:SECONDS``, as the CLI's ``--latency`` takes it (``ValueError`` naming the part and rule)."""
     method, sep, seconds = spec.rpartition(":")
-    if not sep or not method:
+    if not sep:
         raise ValueError(f"expected METHOD:SECONDS, got {spec!r}")
     try:
         value = float(seconds)
     except ValueError:
-        raise ValueError(f"SECONDS must be a number in {spec!r}") from None
-    if value < 0:
-        raise ValueError(f"SECONDS must not be negative in {spec!r}")
-    return method, value
+        raise ValueError(f"SECONDS must be a number, got {seconds!r} in {spec!r}") from None
+    try:
+        return _check_method(method), admin_seconds("seconds", value, maximum=MAX_LATENCY_SECONDS)
+    except ValidationFailedError as err:
+        raise ValueError(f"{err.field.upper()} {err.rule} in {spec!r}") from None

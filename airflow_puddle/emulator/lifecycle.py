@@ -12,6 +12,7 @@ The table of transitions is :data:`airflow_puddle.domain.lifecycle.TRANSITIONS`.
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import replace
 from typing import Literal
@@ -33,8 +34,8 @@ class Lifecycle:
     """Applies :data:`TRANSITIONS` to system rows, ``step_seconds`` per step."""
 
     def __init__(self, step_seconds: float) -> None:
-        if step_seconds <= 0:
-            raise ValueError(f"step_seconds must be positive, got {step_seconds}")
+        if not (math.isfinite(step_seconds) and step_seconds > 0):
+            raise ValueError(f"step_seconds must be a finite number above 0, got {step_seconds}")
         self.step_seconds = float(step_seconds)
 
     # ------------------------------------------------------------------ due times

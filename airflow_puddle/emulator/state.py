@@ -13,9 +13,6 @@ layer turns them into gRPC statuses.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
-import secrets
 import threading
 import time
 import uuid
@@ -28,7 +25,6 @@ from airflow_puddle.client.errors import (
     AuthError,
     NotFoundError,
     PreconditionFailedError,
-    ValidationFailedError,
 )
 from airflow_puddle.client.validation import validate_config_toml, validate_create, validate_system_id
 from airflow_puddle.domain.lifecycle import ALLOWED_FROM, STABLE_SYSTEM_STATUSES, Action, Phase
@@ -36,6 +32,7 @@ from airflow_puddle.domain.statuses import BaseStatus, SystemStatuses, system_st
 from airflow_puddle.emulator.catalog import Catalog, check_cloud
 from airflow_puddle.emulator.experiments import dai_experiments
 from airflow_puddle.emulator.lifecycle import Lifecycle
+from airflow_puddle.emulator.limits import advance_seconds, setting_int, setting_seconds, setting_text
 from airflow_puddle.emulator.rows import (
     CUInfo,
     ExperimentRow,
@@ -48,6 +45,7 @@ from airflow_puddle.emulator.rows import (
     User,
 )
 from airflow_puddle.emulator.store import Store
+from airflow_puddle.emulator.tokens import hash_token, new_token, same, user_of_key
 
 __all__ = ["CUInfo", "LoginResult", "PuddleBackend", "SystemCU", "SystemRow", "User"]
 
@@ -86,14 +84,6 @@ def _swept(fn: _Method[P, R]) -> _Method[P, R]:
     return wrapper
 
 
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
 def _needs(statuses: Sequence[BaseStatus]) -> str:
     texts = [s.text for s in statuses]
     return texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
@@ -103,9 +93,10 @@ class PuddleBackend:
     """The emulated Puddle: systems, their lifecycle, catalogue, tokens and CU accounting.
 
     Thread-safe: every public method runs under one lock (the gRPC server is
-    threaded). ``clock`` replaces ``time.time`` (tests pass a fake clock); the
-    emulator's ``now()`` is that clock plus an offset kept in the database, so
-    :meth:`advance_clock` survives restarts. Its parts, ``store``, ``lifecycle`` and
+    threaded). Bad arguments raise :class:`~airflow_puddle.emulator.limits.EmulatorConfigError`
+    naming the argument; so does a database that cannot be used. ``clock`` replaces
+    ``time.time`` (tests pass a fake clock); the emulator's ``now()`` is that clock plus an
+    offset kept in the database, so :meth:`advance_clock` survives restarts. Its parts, ``store``, ``lifecycle`` and
     ``catalog``, are exposed for tests to observe; they take no lock of their own.
     """
 
@@ -121,25 +112,20 @@ class PuddleBackend:
         token_ttl_seconds: int = 3600,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if not api_key_id or not api_secret_key:
-            raise ValueError("api_key_id and api_secret_key must not be empty")
-        self.lifecycle = Lifecycle(step_seconds)
+        self.lifecycle = Lifecycle(setting_seconds("step_seconds", step_seconds))
         self.step_seconds = self.lifecycle.step_seconds
-        self.cu_capacity = cu_capacity
-        self.token_ttl_seconds = token_ttl_seconds
-        self._api_key_id = api_key_id
-        self._api_secret_key = api_secret_key
-        self._user = User(
-            id="user-" + hashlib.sha256(api_key_id.encode()).hexdigest()[:12],
-            name=user_name,
-            email=f"{user_name}@puddle.local",
-        )
+        self.cu_capacity = setting_int("cu_capacity", cu_capacity, minimum=0)
+        self.token_ttl_seconds = setting_int("token_ttl_seconds", token_ttl_seconds, minimum=1)
+        self._api_key_id = setting_text("api_key_id", api_key_id)
+        self._api_secret_key = setting_text("api_secret_key", api_secret_key)
+        user_name = setting_text("user_name", user_name)
+        self._user = user_of_key(self._api_key_id, user_name)
         self._clock = clock or time.time
         self._lock = threading.RLock()
         self.store = Store(db_path)
         self.catalog = Catalog(self.store)
         with self._lock, self.store.transaction():
-            self._offset = float(self.store.meta("clock_offset") or 0.0)
+            self._offset = self.store.clock_offset()
             self.store.seed(self.now())
             # Stored due times are computed with the step length; restamp them when it changed.
             if self.store.meta("step_seconds") != repr(self.step_seconds):
@@ -165,10 +151,9 @@ class PuddleBackend:
 
     @_locked
     def advance_clock(self, seconds: float) -> float:
-        """Move the emulator's clock forward by ``seconds`` and sweep up to then; returns the new time."""
-        if seconds < 0:
-            raise ValidationFailedError("seconds", f"must not be negative, got {seconds}")
-        self._offset += seconds
+        """Move the clock forward by ``seconds`` (finite, at most ten years; nothing stored otherwise) and
+        sweep up to then; returns the new time."""
+        self._offset += advance_seconds(seconds, self.now())
         self.store.set_meta("clock_offset", repr(self._offset))
         now = self.now()
         self.lifecycle.sweep(self.store, now)
@@ -179,21 +164,21 @@ class PuddleBackend:
     @_locked
     def login(self, api_key_id: str, api_secret_key: str) -> LoginResult:
         """Exchange the API key pair for a token; ``AuthError`` when either part is wrong."""
-        key_ok = _same(api_key_id, self._api_key_id)
-        secret_ok = _same(api_secret_key, self._api_secret_key)
+        key_ok = same(api_key_id, self._api_key_id)
+        secret_ok = same(api_secret_key, self._api_secret_key)
         if not (key_ok and secret_ok):
             raise AuthError("invalid API key id or secret")
         now = self.now()
         self.store.delete_tokens(expired_at=now)
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         expires_at = int(now + self.token_ttl_seconds)
-        self.store.add_token(_hash_token(token), self._user, expires_at)
+        self.store.add_token(hash_token(token), self._user, expires_at)
         return LoginResult(token, expires_at, self._user)
 
     @_locked
     def check_token(self, token: str) -> User:
         """The user a token belongs to; ``AuthError`` when it is unknown or expired."""
-        user = self.store.token_user(_hash_token(token), self.now())
+        user = self.store.token_user(hash_token(token), self.now())
         if user is None:
             raise AuthError("token expired or invalid")
         return user
@@ -201,7 +186,7 @@ class PuddleBackend:
     @_locked
     def logout(self, token: str) -> None:
         """Forget a token (unknown tokens are ignored)."""
-        self.store.delete_tokens(token_hash=_hash_token(token))
+        self.store.delete_tokens(token_hash=hash_token(token))
 
     @_locked
     def expire_tokens(self) -> int:

@@ -7,6 +7,7 @@ The store knows no rules: callers hold the lock and decide what to write. System
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from typing import Any
 from airflow_puddle.domain.lifecycle import NOT_CONSUMING_STATUSES
 from airflow_puddle.domain.statuses import ImageStatuses, SystemStatuses, TagStatuses
 from airflow_puddle.emulator import seed
+from airflow_puddle.emulator.dbfile import DatabaseClosedError, FileWatch, check_db_path
+from airflow_puddle.emulator.limits import EmulatorConfigError
 from airflow_puddle.emulator.rows import SYSTEM_COLUMNS, ImageRow, InstanceTypeRow, SystemRow, TagRow, User
 
 _S = SystemStatuses
@@ -88,10 +91,28 @@ def _columns(s: SystemRow) -> dict[str, Any]:
 
 
 class Store:
-    """One SQLite connection (shared across threads; the caller serialises access)."""
+    """One SQLite connection (shared across threads; the caller serialises access).
+
+    Opening checks the path (:func:`~airflow_puddle.emulator.dbfile.check_db_path`) and writes
+    once, so a read-only or corrupt database is an :class:`EmulatorConfigError` at start, not
+    at the first login. Every transaction first checks the file is still the one opened.
+    """
 
     def __init__(self, db_path: str) -> None:
-        self._conn = sqlite3.connect(db_path, check_same_thread=False)
+        path = check_db_path(db_path)
+        try:
+            self._conn = sqlite3.connect(path, check_same_thread=False)
+        except sqlite3.Error as err:
+            raise EmulatorConfigError("db_path", f"cannot open {path} as a SQLite database ({err})") from None
+        try:
+            self._open()
+        except sqlite3.Error as err:
+            self._conn.close()
+            raise EmulatorConfigError("db_path", f"cannot use {path} as the emulator database ({err})") from None
+        self.watch = FileWatch(path)
+        self._closed = False
+
+    def _open(self) -> None:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute("PRAGMA journal_mode=WAL")
         with self._conn:
@@ -100,14 +121,26 @@ class Store:
             if "due_at" not in columns:
                 self._conn.execute("ALTER TABLE systems ADD COLUMN due_at REAL")
             self._conn.execute(_DUE_INDEX)
+            missing = set(SYSTEM_COLUMNS) - columns - {"due_at"}
+            if missing:
+                raise sqlite3.DatabaseError(f"its systems table lacks {', '.join(sorted(missing))}")
+            self.set_meta("schema_checked", "1")  # a write: a read-only database fails here, not at a login
 
     def close(self) -> None:
-        """Close the connection (closing twice is harmless)."""
+        """Close the connection (closing twice is harmless); later transactions raise ``DatabaseClosedError``."""
+        self._closed = True
         self._conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Commit what the block writes, or roll it all back when it raises."""
+        """Commit what the block writes, or roll it all back when it raises.
+
+        ``DatabaseGoneError`` first when the file was deleted or replaced since it was opened,
+        ``DatabaseClosedError`` when the store was closed (the emulator is stopping).
+        """
+        if self._closed:
+            raise DatabaseClosedError("the emulator is shutting down")
+        self.watch.check()
         with self._conn:
             yield
 
@@ -124,6 +157,19 @@ class Store:
             "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    def clock_offset(self) -> float:
+        """The stored clock offset (0 when none); ``EmulatorConfigError`` when it is not a finite number."""
+        text = self.meta("clock_offset") or "0"
+        try:
+            offset = float(text)
+        except ValueError:
+            offset = math.nan
+        if not math.isfinite(offset):
+            raise EmulatorConfigError(
+                "db_path", f"its stored clock offset is {text!r}, not a finite number; start on a new database"
+            )
+        return offset
 
     # ------------------------------------------------------------------ tokens
 
