@@ -1,9 +1,17 @@
-"""The emulator's gRPC server: servicers, auth and fault interceptors, health and reflection."""
+"""The emulator's gRPC server: servicers, auth and fault interceptors, health and reflection.
+
+gRPC core queues the calls a server has received but not yet handed to a worker, and past
+1,000 queued calls (its default soft limit; 3,000 hard) it cancels new ones at random. The
+sync server hands calls over one at a time, so a burst of 3,000 logins from one client
+ended with hundreds CANCELLED. :data:`SERVER_OPTIONS` raises those limits: a burst waits in
+the queue (each call within its own deadline) instead.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
+import socket
+import threading
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -13,8 +21,17 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from airflow_puddle._proto.puddle.v2 import admin_service_pb2, auth_service_pb2
-from airflow_puddle.client.errors import AuthError
+from airflow_puddle.client.errors import PuddleError
 from airflow_puddle.emulator.faults import FaultRegistry
+from airflow_puddle.emulator.limits import (
+    EmulatorConfigError,
+    bind_target,
+    format_address,
+    setting_host,
+    setting_int,
+    setting_port,
+    setting_tls,
+)
 from airflow_puddle.emulator.servicers import TOKEN_METADATA_KEY, acting_as, add_servicers, token_from_metadata
 from airflow_puddle.emulator.state import PuddleBackend
 
@@ -29,6 +46,17 @@ _AUTH_PREFIX = f"/{auth_service_pb2.DESCRIPTOR.services_by_name['AuthService'].f
 _PUDDLE_PREFIX = f"/{admin_service_pb2.DESCRIPTOR.package}."
 # Services callable without a token.
 _NO_TOKEN_PREFIXES = (_AUTH_PREFIX, _ADMIN_PREFIX, f"/{health.SERVICE_NAME}/", "/grpc.reflection.")
+
+SERVER_OPTIONS = (
+    ("grpc.server.max_pending_requests", 100_000),
+    ("grpc.server.max_pending_requests_hard_limit", 100_000),
+    ("grpc.server_max_unrequested_time_in_server", 300),
+    ("grpc.so_reuseport", 0),
+)
+"""gRPC server options: room for a burst of queued calls (see the module docstring), and no
+``SO_REUSEPORT``, with which a second emulator on a port in use would start and take half the calls."""
+WATCH_INTERVAL_S = 1.0
+"""How often a running server checks that its database file is still there."""
 
 _Behavior = Callable[[Any, grpc.ServicerContext], Any]
 _HandlerLookup = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
@@ -45,10 +73,14 @@ def _wrap_unary(handler: grpc.RpcMethodHandler, wrap: Callable[[_Behavior], _Beh
 
 
 class FaultInterceptor(grpc.ServerInterceptor):
-    """Delays, then fails, Puddle calls as the :class:`FaultRegistry` says (not the admin service)."""
+    """Delays, then fails, Puddle calls as the :class:`FaultRegistry` says (not the admin service).
 
-    def __init__(self, faults: FaultRegistry) -> None:
+    A delay ends early, with ``UNAVAILABLE``, once ``stopping`` is set: a shutdown never waits for it.
+    """
+
+    def __init__(self, faults: FaultRegistry, stopping: threading.Event) -> None:
         self._faults = faults
+        self._stopping = stopping
 
     def intercept_service(
         self, continuation: _HandlerLookup, handler_call_details: grpc.HandlerCallDetails
@@ -60,14 +92,14 @@ class FaultInterceptor(grpc.ServerInterceptor):
         if not path.startswith(_PUDDLE_PREFIX) or path.startswith(_ADMIN_PREFIX):
             return handler
         method = path.rsplit("/", 1)[-1]
-        faults = self._faults
+        faults, stopping = self._faults, self._stopping
 
         def wrap(inner: _Behavior) -> _Behavior:
             def behavior(request: Any, context: grpc.ServicerContext) -> Any:
                 # Runs on a worker thread, so sleeping here delays only this call.
                 delay = faults.latency(method)
-                if delay > 0:
-                    time.sleep(delay)
+                if delay > 0 and stopping.wait(delay):
+                    context.abort(grpc.StatusCode.UNAVAILABLE, "the emulator is shutting down")
                 fault = faults.check(method)
                 if fault is not None:
                     log.info("injecting %s into %s", fault[0].name, method)
@@ -103,7 +135,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, f"missing {TOKEN_METADATA_KEY} metadata")
                 try:
                     user = backend.check_token(token)
-                except AuthError as err:
+                except PuddleError as err:  # an unknown token, or the database gone
                     context.abort(err.code, err.message)
                 with acting_as(user):
                     return inner(request, context)
@@ -113,15 +145,35 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _wrap_unary(handler, wrap)
 
 
-def _format_address(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _bind_problem(host: str, port: int) -> str | None:
+    """Why no address of ``host`` can be bound at ``port`` (a port in use, say), or None."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as err:
+        return f"cannot resolve {host!r} ({err.strerror})"
+    problem = "no address"
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: TIME_WAIT is no conflict
+            try:
+                probe.bind(address)
+            except OSError as err:
+                problem = err.strerror or str(err)
+            else:
+                return None
+    return problem
 
 
 class EmulatorServer:
     """A Puddle emulator on a threaded gRPC server, backed by a SQLite file.
 
     ``port=0`` picks a free port; :meth:`start` returns the address to give
-    clients. Usable as a context manager (starts on enter, stops on exit).
+    clients (an IPv6 ``host`` such as ``::1`` comes back in brackets). Usable as a
+    context manager (starts on enter, stops on exit). Bad arguments, and a database
+    that cannot be used, raise :class:`~airflow_puddle.emulator.limits.EmulatorConfigError`
+    (a ``ValueError``) naming the argument, before anything is bound. While serving, a
+    thread checks every :data:`WATCH_INTERVAL_S` that the database file is still there
+    and marks the server NOT_SERVING in its health service when it is not.
     """
 
     def __init__(
@@ -138,11 +190,11 @@ class EmulatorServer:
         max_workers: int = 16,
         tls: tuple[bytes, bytes] | None = None,
     ) -> None:
-        self._tls = tls
-        self._host = host
-        self._requested_port = port
+        self._tls = setting_tls(tls)
+        self._host = setting_host(host)
+        self._requested_port = setting_port(port)
         self._port: int | None = None
-        self._max_workers = max_workers
+        self._max_workers = setting_int("max_workers", max_workers, minimum=1)
         self._faults = faults if faults is not None else FaultRegistry()
         self._backend = PuddleBackend(
             db_path,
@@ -153,6 +205,8 @@ class EmulatorServer:
         )
         self._server: grpc.Server | None = None
         self._health: health.HealthServicer | None = None
+        self._services: list[str] = []
+        self._stopping = threading.Event()
 
     @property
     def backend(self) -> PuddleBackend:
@@ -174,16 +228,16 @@ class EmulatorServer:
     @property
     def address(self) -> str:
         """``http://HOST:PORT`` of the running server (``https://`` when serving TLS)."""
-        address = _format_address(self._host, self.port)
-        return address.replace("http://", "https://", 1) if self._tls else address
+        return format_address(self._host, self.port, tls=self._tls is not None)
 
     def start(self) -> str:
-        """Bind, start serving, and return :attr:`address`."""
+        """Bind, start serving, and return :attr:`address`; ``EmulatorConfigError`` when the port cannot be bound."""
         if self._server is not None:
             raise RuntimeError("the emulator server is already started")
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="puddle-emulator"),
-            interceptors=[FaultInterceptor(self._faults), AuthInterceptor(self._backend)],
+            interceptors=[FaultInterceptor(self._faults, self._stopping), AuthInterceptor(self._backend)],
+            options=SERVER_OPTIONS,
         )
         services = add_servicers(server, self._backend, self._faults)
         health_servicer = health.HealthServicer()
@@ -193,22 +247,46 @@ class EmulatorServer:
         reflection.enable_server_reflection(
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        bind = f"{self._host}:{self._requested_port}"
-        if self._tls:
-            cert_chain, private_key = self._tls
-            credentials = grpc.ssl_server_credentials([(private_key, cert_chain)])
-            port = server.add_secure_port(bind, credentials)
-        else:
-            port = server.add_insecure_port(bind)
-        if port == 0:
-            raise RuntimeError(f"could not bind {self._host}:{self._requested_port}")
+        port = self._bind(server)
         server.start()
-        self._server, self._health, self._port = server, health_servicer, port
+        self._server, self._health, self._port, self._services = server, health_servicer, port, ["", *services]
+        threading.Thread(target=self._watch, name="puddle-emulator-db-watch", daemon=True).start()
         log.info("puddle emulator serving on %s", self.address)
         return self.address
 
+    def _bind(self, server: grpc.Server) -> int:
+        target = bind_target(self._host, self._requested_port)
+        problem = _bind_problem(self._host, self._requested_port)
+        if problem is not None:  # said before gRPC would log its own error about it
+            raise EmulatorConfigError("port", f"cannot bind {target}: {problem}")
+        try:
+            if self._tls:
+                cert_chain, private_key = self._tls
+                credentials = grpc.ssl_server_credentials([(private_key, cert_chain)])
+                port = server.add_secure_port(target, credentials)
+            else:
+                port = server.add_insecure_port(target)
+        except RuntimeError:  # grpcio raises where older versions returned 0
+            port = 0
+        if port == 0:
+            raise EmulatorConfigError("port", f"cannot bind {target}: in use, or not an address of this machine")
+        return port
+
+    def _watch(self) -> None:
+        """Mark every service NOT_SERVING once the database file is gone (the store says why, once)."""
+        while not self._stopping.wait(WATCH_INTERVAL_S):
+            problem = self._backend.store.watch.problem()
+            if problem is not None:
+                self._backend.store.watch.report(problem)
+                health_servicer = self._health
+                if health_servicer is not None:
+                    for name in self._services:
+                        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+                return
+
     def stop(self, grace: float = 1.0) -> None:
-        """Stop serving (in-flight calls get ``grace`` seconds) and close the database."""
+        """Stop serving (in-flight calls get ``grace`` seconds; injected delays end now) and close the database."""
+        self._stopping.set()
         if self._server is not None:
             if self._health is not None:
                 self._health.enter_graceful_shutdown()

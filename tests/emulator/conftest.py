@@ -1,8 +1,14 @@
-"""Fixtures for the emulator tests: a fake clock, a backend on it, and a live server."""
+"""Fixtures for the emulator tests: a fake clock, a backend on it, a live server, and the CLI as a process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -105,3 +111,60 @@ def system_stub(channel: grpc.Channel) -> system_service_pb2_grpc.SystemServiceS
 @pytest.fixture
 def admin_stub(channel: grpc.Channel) -> admin_service_pb2_grpc.EmulatorAdminServiceStub:
     return admin_service_pb2_grpc.EmulatorAdminServiceStub(channel)
+
+
+class CliEmulator:
+    """``python -m airflow_puddle.emulator`` as a subprocess, with its stdout read on a thread."""
+
+    def __init__(self, db: Path, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "airflow_puddle.emulator", "--port", "0", "--db", str(db),
+             "--api-key-id", API_KEY_ID, "--api-secret-key", API_SECRET_KEY, *extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr = ""
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def address(self, timeout: float = 15.0) -> str:
+        """``HOST:PORT`` from the emulator's one stdout line (``[::1]:PORT`` for IPv6), as gRPC dials it."""
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            raise AssertionError(f"the emulator printed no address; stderr:\n{err}") from None
+        prefix = "puddle-emulator listening on http://"
+        assert line.startswith(prefix), line
+        return line.strip().removeprefix(prefix)
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """Send SIGTERM; the exit code once it exited (its stderr is then in :attr:`stderr`)."""
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+        return code
+
+
+@pytest.fixture
+def run_emulator(tmp_path: Path) -> Iterator[Callable[..., CliEmulator]]:
+    """Factory: start the CLI emulator on ``tmp_path/cli.sqlite`` with extra flags; killed at the end if still up."""
+    started: list[CliEmulator] = []
+
+    def run(*extra: str) -> CliEmulator:
+        emulator = CliEmulator(tmp_path / "cli.sqlite", *extra)
+        started.append(emulator)
+        return emulator
+
+    yield run
+    for emulator in started:
+        if emulator.proc.poll() is None:
+            emulator.proc.kill()
+            emulator.proc.wait()

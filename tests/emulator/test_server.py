@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -262,60 +256,6 @@ def test_server_properties(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- the console script
 
 
-class _Emulator:
-    """``python -m airflow_puddle.emulator`` as a subprocess, with its stdout read on a thread."""
-
-    def __init__(self, db: Path, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "airflow_puddle.emulator", "--port", "0", "--db", str(db),
-             "--api-key-id", API_KEY_ID, "--api-secret-key", API_SECRET_KEY, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stderr = ""
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-
-    def address(self, timeout: float = 15.0) -> str:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-            raise AssertionError(f"the emulator printed no address; stderr:\n{err}") from None
-        prefix = "puddle-emulator listening on http://"
-        assert line.startswith(prefix), line
-        return line.strip().removeprefix(prefix)
-
-    def terminate(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=15)
-        assert self.proc.stderr is not None
-        self.stderr = self.proc.stderr.read()
-        return code
-
-
-@pytest.fixture
-def run_emulator(tmp_path: Path) -> Iterator[Callable[..., _Emulator]]:
-    started: list[_Emulator] = []
-
-    def run(*extra: str) -> _Emulator:
-        emulator = _Emulator(tmp_path / "cli.sqlite", *extra)
-        started.append(emulator)
-        return emulator
-
-    yield run
-    for emulator in started:
-        if emulator.proc.poll() is None:
-            emulator.proc.kill()
-            emulator.proc.wait()
-
-
 def _login(address: str) -> tuple[grpc.Channel, Metadata]:
     channel = grpc.insecure_channel(address)
     token = auth_service_pb2_grpc.AuthServiceStub(channel).Login(
@@ -351,13 +291,3 @@ def test_console_script_survives_sigterm_mid_transition(run_emulator) -> None:
             assert seen.status == System.SYSTEM_STATUS_INITIALIZING.code
         assert _wait_for(get, STARTED).status == STARTED
     assert second.terminate() == 0
-
-
-def test_console_script_rejects_a_bad_fault_spec(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow_puddle.emulator", "--db", str(tmp_path / "x.sqlite"),
-         "--fault", "GetSystem:NOPE"],
-        capture_output=True, text=True, timeout=30,
-    )
-    assert result.returncode == 2
-    assert "unknown gRPC status code 'NOPE'" in result.stderr
