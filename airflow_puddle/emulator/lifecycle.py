@@ -85,9 +85,9 @@ class Lifecycle:
                 store.save_system(advanced)
         return len(rows)
 
-    def restamp(self, store: Store, as_of: float) -> None:
+    def restamp(self, store: Store) -> None:
         """Recompute every stored ``due_at`` (after ``step_seconds`` changed, or a migration added it)."""
-        store.set_due_times((self.due_at(s), s.id) for s in store.systems_maybe_due(as_of))
+        store.set_due_times([(self.due_at(s), s.id) for s in store.systems_maybe_due()])
 
     @staticmethod
     def begin(s: SystemRow, phase: Phase, at: float) -> SystemRow:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -19,8 +20,9 @@ def _enum(code: int) -> Any:
     return code
 
 
-def system_to_proto(s: SystemRow, *, config_toml: bool = True) -> system_service_pb2.System:
-    """The one place a system row becomes a ``System`` message; ``config_toml=False`` leaves the body out."""
+def system_to_proto(s: SystemRow, now: float, *, config_toml: bool = True) -> system_service_pb2.System:
+    """The one place a system row becomes a ``System`` message, its session cost at ``now``;
+    ``config_toml=False`` leaves the body out."""
     return system_service_pb2.System(
         id=s.id, name=s.name, owner_id=s.owner_id, owner_name=s.owner_name,
         cloud=s.cloud, cloud_id=s.cloud_id, product=s.product, version=s.version,
@@ -33,11 +35,52 @@ def system_to_proto(s: SystemRow, *, config_toml: bool = True) -> system_service
         private_ip=s.private_ip, public_ip=s.public_ip, username=s.username,
         password=s.password, auth_type=s.auth_type,
         idle_timeout=int(s.idle_timeout or 0), idle_timeout_interval=s.idle_timeout_interval,
-        current_session_cost=s.current_session_cost, previous_sessions_cost=s.previous_sessions_cost,
+        current_session_cost=s.cost_at(now), previous_sessions_cost=s.previous_sessions_cost,
         created=int(s.created), updated=int(s.updated),
         tags=[system_service_pb2.TagData(label=label, value=value) for label, value in s.tags],
         cu=s.cu,
     )
+
+
+class SystemMessages:
+    """System rows as messages, each row encoded once: ListSystems of 1,000 systems is a copy of bytes.
+
+    Rows are immutable and replaced on every write, so a row's encoding is kept while the
+    store still hands out that same row object. What varies without a write is added to the
+    copy: the session cost at ``now`` and, when asked for, the config.toml body.
+    """
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self._now = now
+        self._encoded: dict[str, tuple[SystemRow, bytes]] = {}
+
+    def _body(self, s: SystemRow) -> bytes:
+        kept = self._encoded.get(s.id)
+        if kept is not None and kept[0] is s:
+            return kept[1]
+        body = system_to_proto(s, 0.0, config_toml=False).SerializePartialToString(deterministic=True)
+        self._encoded[s.id] = (s, body)
+        return body
+
+    def fill(self, target: system_service_pb2.System, s: SystemRow, now: float, *, config_toml: bool) -> None:
+        """Set ``target`` to the message of ``s`` at ``now`` (the same as :func:`system_to_proto`)."""
+        target.MergeFromString(self._body(s))
+        if s.session_started_at is not None:
+            target.current_session_cost = s.cost_at(now)
+        if config_toml:
+            target.config_toml = s.config_toml
+
+    def one(self, s: SystemRow) -> system_service_pb2.System:
+        """The message of one system, now."""
+        message = system_service_pb2.System()
+        self.fill(message, s, self._now(), config_toml=True)
+        return message
+
+    def add_all(self, target: Any, systems: Iterable[SystemRow], *, config_toml: bool) -> None:
+        """Append the messages of ``systems`` to a repeated ``System`` field."""
+        now = self._now()
+        for s in systems:
+            self.fill(target.add(), s, now, config_toml=config_toml)
 
 
 def experiment_to_proto(e: ExperimentRow) -> system_service_pb2.DAIModel:

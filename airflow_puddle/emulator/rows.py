@@ -90,7 +90,7 @@ class TagRow:
 
 @dataclass(frozen=True)
 class SystemRow:
-    """One system as stored, read at emulator time ``as_of`` (the last field, and the only one not a column).
+    """One system as stored: every field is a column of the ``systems`` table.
 
     ``phase``, ``phase_step`` and ``phase_started_at`` place a running transition;
     ``due_at`` is when the lifecycle next has something to apply (None: nothing).
@@ -141,7 +141,6 @@ class SystemRow:
     created: float
     updated: float
     due_at: float | None
-    as_of: float
 
     @property
     def gpu(self) -> bool:
@@ -163,12 +162,11 @@ class SystemRow:
         """Whether the system can be started."""
         return self.status == SystemStatuses.SYSTEM_STATUS_STOPPED.code
 
-    @property
-    def current_session_cost(self) -> float:
-        """The cost of the running session at ``as_of`` (frozen once the session ended)."""
+    def cost_at(self, now: float) -> float:
+        """The cost of the current session at emulator time ``now`` (frozen once the session ended)."""
         if self.session_started_at is None:
             return float(self.session_cost)
-        return session_cost(self.price, self.session_started_at, self.as_of)
+        return session_cost(self.price, self.session_started_at, now)
 
 
 def session_cost(price: float, started_at: float, at: float) -> float:
@@ -176,7 +174,7 @@ def session_cost(price: float, started_at: float, at: float) -> float:
     return round(price * max(0.0, at - started_at) / 3600, 6)
 
 
-SYSTEM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SystemRow) if f.name != "as_of")
+SYSTEM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SystemRow))
 """The ``systems`` table's columns, in :class:`SystemRow` order."""
 
 

@@ -36,10 +36,10 @@ from airflow_puddle.client.errors import AuthError, PuddleError
 from airflow_puddle.domain.wire import TOKEN_METADATA_KEY
 from airflow_puddle.emulator.faults import FaultRegistry
 from airflow_puddle.emulator.mapping import (
+    SystemMessages,
     experiment_to_proto,
     image_to_proto,
     instance_type_to_proto,
-    system_to_proto,
     tag_to_proto,
 )
 from airflow_puddle.emulator.rows import User
@@ -120,6 +120,7 @@ class SystemServicer(system_service_pb2_grpc.SystemServiceServicer):
 
     def __init__(self, backend: PuddleBackend) -> None:
         self._backend = backend
+        self._systems = SystemMessages(backend.now)
 
     @puddle_errors
     def CreateSystem(
@@ -138,7 +139,7 @@ class SystemServicer(system_service_pb2_grpc.SystemServiceServicer):
             instance_type_name=request.instance_type_name,
             tags=[(t.label, t.value) for t in request.tags],
         )
-        return system_service_pb2.CreateSystemResponse(system=system_to_proto(system))
+        return system_service_pb2.CreateSystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def GetSystem(
@@ -146,7 +147,7 @@ class SystemServicer(system_service_pb2_grpc.SystemServiceServicer):
     ) -> system_service_pb2.GetSystemResponse:
         system, experiments = self._backend.get_system(current_user(), request.system_id)
         return system_service_pb2.GetSystemResponse(
-            system=system_to_proto(system), models=[experiment_to_proto(e) for e in experiments]
+            system=self._systems.one(system), models=[experiment_to_proto(e) for e in experiments]
         )
 
     @puddle_errors
@@ -154,57 +155,58 @@ class SystemServicer(system_service_pb2_grpc.SystemServiceServicer):
         self, request: system_service_pb2.ListSystemsRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.ListSystemsResponse:
         systems = self._backend.list_systems(current_user(), request.cloud, request.name)
-        return system_service_pb2.ListSystemsResponse(
-            systems=[system_to_proto(s, config_toml=request.include_config_toml) for s in systems])
+        response = system_service_pb2.ListSystemsResponse()
+        self._systems.add_all(response.systems, systems, config_toml=request.include_config_toml)
+        return response
 
     @puddle_errors
     def StartSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
         system = self._backend.start_system(current_user(), request.system_id)
-        return system_service_pb2.SystemResponse(system=system_to_proto(system))
+        return system_service_pb2.SystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def StopSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
         system = self._backend.stop_system(current_user(), request.system_id)
-        return system_service_pb2.SystemResponse(system=system_to_proto(system))
+        return system_service_pb2.SystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def RestartSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
         system = self._backend.restart_system(current_user(), request.system_id)
-        return system_service_pb2.SystemResponse(system=system_to_proto(system))
+        return system_service_pb2.SystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def TerminateSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
         system = self._backend.terminate_system(current_user(), request.system_id)
-        return system_service_pb2.SystemResponse(system=system_to_proto(system))
+        return system_service_pb2.SystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def FailSystem(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
         system = self._backend.fail_system(current_user(), request.system_id)
-        return system_service_pb2.SystemResponse(system=system_to_proto(system))
+        return system_service_pb2.SystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def RefreshIdleTimeout(
         self, request: system_service_pb2.SystemIdRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
         system = self._backend.refresh_idle_timeout(current_user(), request.system_id)
-        return system_service_pb2.SystemResponse(system=system_to_proto(system))
+        return system_service_pb2.SystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def UpdateConfigToml(
         self, request: system_service_pb2.UpdateConfigTomlRequest, context: grpc.ServicerContext
     ) -> system_service_pb2.SystemResponse:
         system = self._backend.update_config_toml(current_user(), request.system_id, request.config_toml)
-        return system_service_pb2.SystemResponse(system=system_to_proto(system))
+        return system_service_pb2.SystemResponse(system=self._systems.one(system))
 
     @puddle_errors
     def GetCUConsumptionInfo(

@@ -129,7 +129,7 @@ class PuddleBackend:
             self.store.seed(self.now())
             # Stored due times are computed with the step length; restamp them when it changed.
             if self.store.meta("step_seconds") != repr(self.step_seconds):
-                self.lifecycle.restamp(self.store, self.now())
+                self.lifecycle.restamp(self.store)
                 self.store.set_meta("step_seconds", repr(self.step_seconds))
 
     def close(self) -> None:
@@ -253,7 +253,7 @@ class PuddleBackend:
             config_started_at=None, fail_next_config=False, provisioned=False, default_url="", ip_address="",
             private_ip="", public_ip="", username="", password="", auth_type="", idle_timeout=None,
             idle_timeout_interval=idle_interval, session_started_at=None, session_cost=0.0,
-            previous_sessions_cost=0.0, created=now, updated=now, due_at=None, as_of=now,
+            previous_sessions_cost=0.0, created=now, updated=now, due_at=None,
         )
         s = self.lifecycle.stamped(self.lifecycle.begin(s, "create", now))
         self.store.insert_system(s)
@@ -268,7 +268,7 @@ class PuddleBackend:
     @_swept
     def list_systems(self, user: User, cloud: str = "", name: str = "") -> list[SystemRow]:
         """The user's systems that are not terminated, in ``cloud`` (every cloud when empty), named ``name``."""
-        return self.store.systems(user.id, check_cloud(cloud, required=False), self.now(), name)
+        return self.store.systems(user.id, check_cloud(cloud, required=False), name)
 
     @_swept
     def start_system(self, user: User, system_id: str) -> SystemRow:
@@ -354,7 +354,7 @@ class PuddleBackend:
         """The system; ``NotFoundError`` for unknown ids, other owners' systems and, when ``mutation``,
         terminated systems. ``user`` None (admin) skips the owner check."""
         validate_system_id(system_id)
-        s = self.store.system(system_id, self.now())
+        s = self.store.system(system_id)
         if s is None or (user is not None and s.owner_id != user.id):
             raise NotFoundError(f"system {system_id!r} not found")
         if mutation and s.status == _S.SYSTEM_STATUS_TERMINATED.code:

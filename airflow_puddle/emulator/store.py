@@ -11,6 +11,7 @@ import math
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from airflow_puddle.domain.lifecycle import NOT_CONSUMING_STATUSES
@@ -18,6 +19,7 @@ from airflow_puddle.domain.statuses import ImageStatuses, SystemStatuses, TagSta
 from airflow_puddle.emulator import seed
 from airflow_puddle.emulator.dbfile import DatabaseClosedError, FileWatch, check_db_path
 from airflow_puddle.emulator.limits import EmulatorConfigError
+from airflow_puddle.emulator.rowcache import RowCache
 from airflow_puddle.emulator.rows import SYSTEM_COLUMNS, ImageRow, InstanceTypeRow, SystemRow, TagRow, User
 
 _S = SystemStatuses
@@ -74,8 +76,8 @@ _SELECT_SYSTEMS = f"SELECT {', '.join(SYSTEM_COLUMNS)} FROM systems"
 _NOT_CONSUMING = ", ".join("?" for _ in NOT_CONSUMING_STATUSES)
 
 
-def _system(row: sqlite3.Row, as_of: float) -> SystemRow:
-    values = [*row, as_of]
+def _system(row: sqlite3.Row) -> SystemRow:
+    values = [*row]
     values[_TAGS_AT] = tuple((label, value) for label, value in json.loads(values[_TAGS_AT]))
     for at in _BOOLEAN_AT:
         values[at] = bool(values[at])
@@ -111,6 +113,7 @@ class Store:
             raise EmulatorConfigError("db_path", f"cannot use {path} as the emulator database ({err})") from None
         self.watch = FileWatch(path)
         self._closed = False
+        self._rows = RowCache([_system(r) for r in self._conn.execute(_SELECT_SYSTEMS)])
 
     def _open(self) -> None:
         self._conn.row_factory = sqlite3.Row
@@ -141,8 +144,14 @@ class Store:
         if self._closed:
             raise DatabaseClosedError("the emulator is shutting down")
         self.watch.check()
-        with self._conn:
-            yield
+        self._rows.begin()
+        try:
+            with self._conn:
+                yield
+        except BaseException:
+            self._rows.rollback()
+            raise
+        self._rows.commit()
 
     # ------------------------------------------------------------------ meta
 
@@ -256,38 +265,26 @@ class Store:
 
     # ------------------------------------------------------------------ systems
 
-    def system(self, system_id: str, as_of: float) -> SystemRow | None:
-        """One system, or None."""
-        row = self._conn.execute(f"{_SELECT_SYSTEMS} WHERE id = ?", (system_id,)).fetchone()
-        return None if row is None else _system(row, as_of)
+    def system(self, system_id: str) -> SystemRow | None:
+        """One system, or None (from memory)."""
+        return self._rows.get(system_id)
 
-    def systems(self, owner_id: str, cloud: str, as_of: float, name: str = "") -> list[SystemRow]:
+    def systems(self, owner_id: str, cloud: str, name: str = "") -> list[SystemRow]:
         """The owner's systems that are not terminated, in ``cloud`` (every cloud when empty), oldest first.
 
-        ``name`` narrows them to that exact name (an index lookup).
+        ``name`` narrows them to that exact name. From memory: no query, no row decoded.
         """
-        sql = f"{_SELECT_SYSTEMS} WHERE owner_id = ? AND status != ?"
-        args: list[Any] = [owner_id, _S.SYSTEM_STATUS_TERMINATED.code]
-        if cloud:
-            sql += " AND cloud = ?"
-            args.append(cloud)
-        if name:
-            sql += " AND name = ?"
-            args.append(name)
-        return [_system(r, as_of) for r in self._conn.execute(sql + " ORDER BY created, id", args)]
+        return self._rows.live(owner_id, cloud, name)
 
     def due_systems(self, now: float) -> list[SystemRow]:
         """The systems whose ``due_at`` has come by ``now`` (an index range scan), earliest first."""
-        rows = self._conn.execute(f"{_SELECT_SYSTEMS} WHERE due_at <= ? ORDER BY due_at", (now,))
-        return [_system(r, now) for r in rows]
+        rows = self._conn.execute("SELECT id FROM systems WHERE due_at <= ? ORDER BY due_at", (now,))
+        return [s for s in (self._rows.get(r["id"]) for r in rows) if s is not None]
 
     def live_system_named(self, owner_id: str, name: str) -> str | None:
         """The id of the owner's system called ``name`` that is not terminated, or None."""
-        row = self._conn.execute(
-            "SELECT id FROM systems WHERE owner_id = ? AND name = ? AND status != ?",
-            (owner_id, name, _S.SYSTEM_STATUS_TERMINATED.code),
-        ).fetchone()
-        return None if row is None else str(row["id"])
+        found = self._rows.live(owner_id, name=name)
+        return found[0].id if found else None
 
     def insert_system(self, s: SystemRow) -> None:
         """Store a new system."""
@@ -296,6 +293,7 @@ class Store:
             f"INSERT INTO systems ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
             tuple(values.values()),
         )
+        self._rows.put(s)
 
     def save_system(self, s: SystemRow) -> None:
         """Overwrite a stored system with ``s``."""
@@ -305,18 +303,24 @@ class Store:
             f"UPDATE systems SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
             (*values.values(), s.id),
         )
+        self._rows.put(s)
 
-    def systems_maybe_due(self, as_of: float) -> list[SystemRow]:
+    def systems_maybe_due(self) -> list[SystemRow]:
         """Every system that could have something due (in a transition, uploading, started) or has a due_at."""
         rows = self._conn.execute(
-            f"{_SELECT_SYSTEMS} WHERE phase IS NOT NULL OR config_status = ? OR status = ? OR due_at IS NOT NULL",
+            "SELECT id FROM systems WHERE phase IS NOT NULL OR config_status = ? OR status = ? OR due_at IS NOT NULL",
             (_S.CONFIG_STATUS_UPLOADING.code, _S.SYSTEM_STATUS_STARTED.code),
         )
-        return [_system(r, as_of) for r in rows]
+        return [s for s in (self._rows.get(r["id"]) for r in rows) if s is not None]
 
     def set_due_times(self, due: Iterable[tuple[float | None, str]]) -> None:
         """Set ``due_at`` of each ``(due_at, system id)``."""
-        self._conn.executemany("UPDATE systems SET due_at = ? WHERE id = ?", list(due))
+        due = list(due)
+        self._conn.executemany("UPDATE systems SET due_at = ? WHERE id = ?", due)
+        for due_at, system_id in due:
+            s = self._rows.get(system_id)
+            if s is not None:
+                self._rows.put(replace(s, due_at=due_at))
 
     def consumed_cu(self) -> int:
         """CU consumed by every system of every user."""

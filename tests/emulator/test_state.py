@@ -403,16 +403,16 @@ def test_duplicate_name_until_terminated(backend: PuddleBackend, user: User, clo
 def test_session_costs(backend: PuddleBackend, user: User, clock: FakeClock) -> None:
     system_id = _started(backend, user, clock, instance_type_name="r5.4xlarge")  # 1.008 per hour
     clock.tick(3600)
-    assert _get(backend, user, system_id).current_session_cost == pytest.approx(1.008)
+    assert _get(backend, user, system_id).cost_at(backend.now()) == pytest.approx(1.008)
     backend.stop_system(user, system_id)
     clock.tick(1)
-    cost = _get(backend, user, system_id).current_session_cost
+    cost = _get(backend, user, system_id).cost_at(backend.now())
     clock.tick(3600)
-    assert _get(backend, user, system_id).current_session_cost == pytest.approx(cost)  # frozen when stopped
+    assert _get(backend, user, system_id).cost_at(backend.now()) == pytest.approx(cost)  # frozen when stopped
     backend.start_system(user, system_id)
     moved = _get(backend, user, system_id)
     assert moved.previous_sessions_cost == pytest.approx(cost)
-    assert moved.current_session_cost == 0
+    assert moved.cost_at(backend.now()) == 0
 
 
 # --------------------------------------------------------------------------- create validation

@@ -64,7 +64,7 @@ def _create(backend: PuddleBackend, user: User, name: str, **overrides: Any) -> 
 
 
 def _stored(backend: PuddleBackend, system_id: str) -> SystemRow:
-    row = backend.store.system(system_id, backend.now())
+    row = backend.store.system(system_id)
     assert row is not None
     return row
 

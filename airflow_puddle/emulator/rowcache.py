@@ -1,0 +1,60 @@
+"""The ``systems`` table held in memory, written through to SQLite by :class:`~airflow_puddle.emulator.store.Store`.
+
+The emulator is the only writer of its database, so reads need not go to SQLite: a
+list of 1,000 systems costs a filter over this dict instead of a query and 1,000 rows
+decoded. Rows are immutable and replaced on every write, so a reader may keep a row it
+was given (and the servicers cache each row's message by its identity). A transaction
+that rolls back undoes its writes here too.
+"""
+
+from __future__ import annotations
+
+from airflow_puddle.domain.statuses import SystemStatuses
+from airflow_puddle.emulator.rows import SystemRow
+
+_TERMINATED = SystemStatuses.SYSTEM_STATUS_TERMINATED.code
+
+
+class RowCache:
+    """Every system row by id, with an undo journal for the open transaction."""
+
+    def __init__(self, rows: list[SystemRow]) -> None:
+        self._rows = {s.id: s for s in rows}
+        self._undo: list[tuple[str, SystemRow | None]] | None = None
+
+    def begin(self) -> None:
+        """Start journalling writes, so that :meth:`rollback` can undo them."""
+        self._undo = []
+
+    def commit(self) -> None:
+        """Keep the transaction's writes."""
+        self._undo = None
+
+    def rollback(self) -> None:
+        """Undo the transaction's writes, newest first."""
+        undo, self._undo = self._undo or [], None
+        for system_id, before in reversed(undo):
+            if before is None:
+                self._rows.pop(system_id, None)
+            else:
+                self._rows[system_id] = before
+
+    def put(self, s: SystemRow) -> None:
+        """Insert or replace a row."""
+        if self._undo is not None:
+            self._undo.append((s.id, self._rows.get(s.id)))
+        self._rows[s.id] = s
+
+    def get(self, system_id: str) -> SystemRow | None:
+        """One row, or None."""
+        return self._rows.get(system_id)
+
+    def live(self, owner_id: str, cloud: str = "", name: str = "") -> list[SystemRow]:
+        """The owner's systems not terminated, in ``cloud`` and named ``name`` (either empty: any), oldest first."""
+        found = [
+            s for s in self._rows.values()
+            if s.owner_id == owner_id and s.status != _TERMINATED
+            and (not cloud or s.cloud == cloud) and (not name or s.name == name)
+        ]
+        found.sort(key=lambda s: (s.created, s.id))
+        return found
