@@ -72,21 +72,37 @@ def _wrap_unary(handler: grpc.RpcMethodHandler, wrap: Callable[[_Behavior], _Beh
     )
 
 
-class FaultInterceptor(grpc.ServerInterceptor):
+class _WrappingInterceptor(grpc.ServerInterceptor):
+    """An interceptor that wraps each method's handler once: later calls of that method reuse it."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler | None] = {}
+
+    def intercept_service(
+        self, continuation: _HandlerLookup, handler_call_details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        path = handler_call_details.method
+        if path not in self._wrapped:
+            self._wrapped[path] = self.wrap(continuation(handler_call_details), path)
+        return self._wrapped[path]
+
+    def wrap(self, handler: grpc.RpcMethodHandler | None, path: str) -> grpc.RpcMethodHandler | None:
+        """The handler to serve ``path`` with (``handler`` itself to leave it alone)."""
+        raise NotImplementedError
+
+
+class FaultInterceptor(_WrappingInterceptor):
     """Delays, then fails, Puddle calls as the :class:`FaultRegistry` says (not the admin service).
 
     A delay ends early, with ``UNAVAILABLE``, once ``stopping`` is set: a shutdown never waits for it.
     """
 
     def __init__(self, faults: FaultRegistry, stopping: threading.Event) -> None:
+        super().__init__()
         self._faults = faults
         self._stopping = stopping
 
-    def intercept_service(
-        self, continuation: _HandlerLookup, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        path = handler_call_details.method
+    def wrap(self, handler: grpc.RpcMethodHandler | None, path: str) -> grpc.RpcMethodHandler | None:
         if handler is None or handler.unary_unary is None:
             return handler
         if not path.startswith(_PUDDLE_PREFIX) or path.startswith(_ADMIN_PREFIX):
@@ -111,18 +127,16 @@ class FaultInterceptor(grpc.ServerInterceptor):
         return _wrap_unary(handler, wrap)
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
+class AuthInterceptor(_WrappingInterceptor):
     """The one token check per call: rejects calls without a valid ``x-puddle-token`` (except to auth,
     admin, health and reflection) and runs the servicer :func:`acting_as` the token's user."""
 
     def __init__(self, backend: PuddleBackend) -> None:
+        super().__init__()
         self._backend = backend
 
-    def intercept_service(
-        self, continuation: _HandlerLookup, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_NO_TOKEN_PREFIXES):
+    def wrap(self, handler: grpc.RpcMethodHandler | None, path: str) -> grpc.RpcMethodHandler | None:
+        if handler is None or path.startswith(_NO_TOKEN_PREFIXES):
             return handler
         if handler.unary_unary is None:  # every token-protected Puddle RPC is unary
             return handler

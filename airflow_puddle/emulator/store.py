@@ -114,6 +114,7 @@ class Store:
         self.watch = FileWatch(path)
         self._closed = False
         self._rows = RowCache([_system(r) for r in self._conn.execute(_SELECT_SYSTEMS)])
+        self._token_users: dict[str, tuple[User, float]] = {}
 
     def _open(self) -> None:
         self._conn.row_factory = sqlite3.Row
@@ -190,19 +191,28 @@ class Store:
         )
 
     def token_user(self, token_hash: str, now: float) -> User | None:
-        """The user of a token still valid at ``now``, or None."""
-        row = self._conn.execute(
-            "SELECT user_id, user_name, user_email FROM tokens WHERE token_hash = ? AND expires_at > ?",
-            (token_hash, now),
-        ).fetchone()
-        return None if row is None else User(row["user_id"], row["user_name"], row["user_email"])
+        """The user of a token still valid at ``now``, or None (each token read from SQLite once)."""
+        known = self._token_users.get(token_hash)
+        if known is None:
+            row = self._conn.execute(
+                "SELECT user_id, user_name, user_email, expires_at FROM tokens WHERE token_hash = ?", (token_hash,)
+            ).fetchone()
+            if row is None:
+                return None
+            known = User(row["user_id"], row["user_name"], row["user_email"]), float(row["expires_at"])
+            if len(self._token_users) > 10_000:  # mostly expired ones by then
+                self._token_users.clear()
+            self._token_users[token_hash] = known
+        return known[0] if known[1] > now else None
 
     def delete_tokens(self, *, token_hash: str | None = None, expired_at: float | None = None) -> int:
         """Delete one token, the tokens expired by ``expired_at``, or (neither given) all; returns how many."""
         if token_hash is not None:
+            self._token_users.pop(token_hash, None)
             return self._conn.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,)).rowcount
-        if expired_at is not None:
+        if expired_at is not None:  # kept in memory: their expiry already makes them invalid
             return self._conn.execute("DELETE FROM tokens WHERE expires_at <= ?", (expired_at,)).rowcount
+        self._token_users.clear()
         return self._conn.execute("DELETE FROM tokens").rowcount
 
     # ------------------------------------------------------------------ catalogue
@@ -277,9 +287,8 @@ class Store:
         return self._rows.live(owner_id, cloud, name)
 
     def due_systems(self, now: float) -> list[SystemRow]:
-        """The systems whose ``due_at`` has come by ``now`` (an index range scan), earliest first."""
-        rows = self._conn.execute("SELECT id FROM systems WHERE due_at <= ? ORDER BY due_at", (now,))
-        return [s for s in (self._rows.get(r["id"]) for r in rows) if s is not None]
+        """The systems whose ``due_at`` has come by ``now``, earliest first (a heap in memory, no query)."""
+        return self._rows.due(now)
 
     def live_system_named(self, owner_id: str, name: str) -> str | None:
         """The id of the owner's system called ``name`` that is not terminated, or None."""
