@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_puddle.client.errors import AuthError
 from airflow_puddle.emulator import PuddleBackend
 from airflow_puddle.emulator.mapping import SystemMessages, system_to_proto
 from airflow_puddle.emulator.rows import SystemRow, User
@@ -90,3 +91,26 @@ def test_encoded_messages_equal_a_fresh_mapping_as_rows_change(make_backend: Any
 
 def _user(backend: PuddleBackend) -> User:
     return backend.login(API_KEY_ID, API_SECRET_KEY).user
+
+
+def test_a_token_in_memory_is_forgotten_by_logout_and_expiry(make_backend: Any, clock: FakeClock) -> None:
+    backend = make_backend(token_ttl_seconds=60)
+    first, second, third = (backend.login(API_KEY_ID, API_SECRET_KEY).token for _ in range(3))
+    for token in (first, second, third):
+        backend.check_token(token)  # each now held in memory
+    backend.logout(first)
+    with pytest.raises(AuthError):
+        backend.check_token(first)
+    backend.expire_tokens()
+    with pytest.raises(AuthError):
+        backend.check_token(second)
+    fresh = backend.login(API_KEY_ID, API_SECRET_KEY).token
+    backend.check_token(fresh)
+    backend.close()
+    reopened = make_backend(token_ttl_seconds=60)
+    assert reopened.check_token(fresh).id  # still valid after a restart (read from SQLite once)
+    with pytest.raises(AuthError):
+        reopened.check_token(third)  # expired by ExpireTokens before the restart
+    clock.tick(61)
+    with pytest.raises(AuthError):
+        reopened.check_token(fresh)  # its expiry ends it, held in memory or not
