@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 
 from airflow_puddle._proto.puddle.v2 import (
@@ -65,7 +66,26 @@ class Sleep:
     seconds: float
 
 
-Op = Generator[Rpc | Sleep, Any, T]
+@dataclasses.dataclass(frozen=True)
+class Call:
+    """An op's request to run a blocking call of another client (the official ``puddle.client``).
+
+    The sync driver calls it; the async driver runs it in a worker thread of a small bounded pool.
+    It must raise only :class:`PuddleError` for what the op may handle (the adapter maps the rest).
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __call__(self) -> Any:
+        return self.fn(*self.args, **self.kwargs)
+
+
+BLOCKING_CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="puddle-call")
+"""The async driver's threads for :class:`Call` steps: a few, since the shared poll makes one call per interval."""
+
+Op = Generator[Rpc | Sleep | Call, Any, T]
 
 
 # --------------------------------------------------------------------------- bases (no I/O)
@@ -169,6 +189,21 @@ def _id_of(value: object, field: str) -> str | None:
     return ident
 
 
+@dataclasses.dataclass(frozen=True)
+class CreateArgs:
+    """A create's checked arguments: an image id or product + version, an instance type id or name."""
+
+    name: str
+    disk_size_gb: int
+    image_id: str | None
+    product: str | None
+    version: str | None
+    instance_type_id: str | None
+    instance_type_name: str | None
+    idle_interval: int
+    tags: list[TagData]
+
+
 class SystemsOps(BaseCloudClient):
     DEFAULT_DISK_SIZE = 256
     """Default disk size in GB."""
@@ -191,6 +226,30 @@ class SystemsOps(BaseCloudClient):
         idle_interval: int | None,
         tags: list[TagData] | None,
     ) -> Op[System]:
+        args = self._create_args(name, disk_size_gb, image, product, version, instance_type, instance_type_name,
+                                 idle_interval, tags)
+        request = system_service_pb2.CreateSystemRequest(
+            cloud=self._cloud.id, name=args.name, disk_size_gb=args.disk_size_gb, image_id=args.image_id or "",
+            product=args.product or "", version=args.version or "", instance_type_id=args.instance_type_id or "",
+            instance_type_name=args.instance_type_name or "", idle_interval=args.idle_interval,
+            tags=tag_data_to_pb(args.tags),
+        )
+        response = yield Rpc("SystemService", "CreateSystem", request, idempotent=False)
+        return System(response.system)
+
+    def _create_args(
+        self,
+        name: str,
+        disk_size_gb: int | None,
+        image: Image | str | None,
+        product: Product | str | None,
+        version: str | None,
+        instance_type: InstanceType | str | None,
+        instance_type_name: str | None,
+        idle_interval: int | None,
+        tags: list[TagData] | None,
+    ) -> CreateArgs:
+        """Create's arguments with the defaults filled in, checked (:class:`ValidationFailedError`); no I/O."""
         disk = self.DEFAULT_DISK_SIZE if disk_size_gb is None else disk_size_gb
         idle = self.DEFAULT_IDLE_TIMEOUT_MIN if idle_interval is None else idle_interval
         tag_list = list(tags or [])
@@ -204,15 +263,8 @@ class SystemsOps(BaseCloudClient):
             instance_type_id=instance_type_id, instance_type_name=instance_type_name,
             idle_interval=idle, tags=[(t.label, t.value) for t in tag_list],
         )
-        request = system_service_pb2.CreateSystemRequest(
-            cloud=self._cloud.id, name=name, disk_size_gb=disk, image_id=image_id or "",
-            product="" if image_id else product_id or "", version="" if image_id else version or "",
-            instance_type_id=instance_type_id or "",
-            instance_type_name="" if instance_type_id else instance_type_name or "",
-            idle_interval=idle, tags=tag_data_to_pb(tag_list),
-        )
-        response = yield Rpc("SystemService", "CreateSystem", request, idempotent=False)
-        return System(response.system)
+        return CreateArgs(name, disk, image_id, None if image_id else product_id, None if image_id else version,
+                          instance_type_id, None if instance_type_id else instance_type_name, idle, tag_list)
 
     def _mutate(self, method: str, system_id: str) -> Op[System]:
         validation.validate_system_id(system_id)
@@ -337,6 +389,8 @@ class SyncDriver:
             try:
                 if isinstance(step, Sleep):
                     time.sleep(step.seconds)
+                elif isinstance(step, Call):
+                    value = step()
                 else:
                     value = self._channel.call(step, self._authorizer.token_for_call)
             except PuddleError as exc:
@@ -360,6 +414,8 @@ class AsyncDriver:
             try:
                 if isinstance(step, Sleep):
                     await asyncio.sleep(step.seconds)
+                elif isinstance(step, Call):
+                    value = await asyncio.get_running_loop().run_in_executor(BLOCKING_CALLS, step)
                 else:
                     value = await self._channel.call(step, self._authorizer.token_for_call)
             except PuddleError as exc:
