@@ -123,6 +123,9 @@ class _NoWire:
 class OfficialAuthorizer:
     """The official ``Authorizer`` where our clients keep theirs: its user, and nothing of ours to close."""
 
+    token_for_call = None
+    """No token of ours: the official ``Authorizer`` keeps its own (an RPC of ours fails in :class:`_NoWire`)."""
+
     def __init__(self, official: Any) -> None:
         self.official = official
 
