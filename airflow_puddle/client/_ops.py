@@ -1,23 +1,21 @@
-"""The Puddle operations, written once, and the two drivers that run them.
+"""The Puddle operations, written once, for both drivers.
 
 Each operation is a generator (an "op") in a base class: it yields the RPCs to
 make and the sleeps to take, receives the responses, and returns the result.
 It holds all the logic: validation, request building, model wrapping, waits.
-:class:`SyncDriver` runs ops with blocking calls and ``time.sleep``;
-:class:`AsyncDriver` runs the very same ops with ``grpc.aio`` and ``asyncio.sleep``.
+The drivers that run ops (:class:`SyncDriver`, :class:`AsyncDriver`) and the steps
+they understand live in :mod:`airflow_puddle.client._drivers`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from airflow_puddle._proto.puddle.v2 import (
     image_service_pb2,
@@ -26,12 +24,12 @@ from airflow_puddle._proto.puddle.v2 import (
     tag_service_pb2,
 )
 from airflow_puddle.client import validation
-from airflow_puddle.client._transport import AsyncChannel, Rpc, SyncChannel, Target
+from airflow_puddle.client._drivers import Op, Sleep
+from airflow_puddle.client._transport import Rpc, Target
 from airflow_puddle.client.auth import Authorizer, BaseAuthorizer
 from airflow_puddle.client.errors import (
     NotFoundError,
     PreconditionFailedError,
-    PuddleError,
     PuddleTimeoutError,
     PuddleUnavailableError,
 )
@@ -56,36 +54,7 @@ from airflow_puddle.domain.products import Product
 
 log = logging.getLogger("airflow_puddle.client")
 
-T = TypeVar("T")
-
-
-@dataclasses.dataclass(frozen=True)
-class Sleep:
-    """An op's request to pause before its next RPC."""
-
-    seconds: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Call:
-    """An op's request to run a blocking call of another client (the official ``puddle.client``).
-
-    The sync driver calls it; the async driver runs it in a worker thread of a small bounded pool.
-    It must raise only :class:`PuddleError` for what the op may handle (the adapter maps the rest).
-    """
-
-    fn: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __call__(self) -> Any:
-        return self.fn(*self.args, **self.kwargs)
-
-
-BLOCKING_CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="puddle-call")
-"""The async driver's threads for :class:`Call` steps: a few, since the shared poll makes one call per interval."""
-
-Op = Generator[Rpc | Sleep | Call, Any, T]
+__all__ = ["CreateArgs", "ImagesOps", "InstanceTypesOps", "SystemsOps", "TagsOps"]
 
 
 # --------------------------------------------------------------------------- bases (no I/O)
@@ -368,55 +337,3 @@ class SystemsOps(BaseCloudClient):
             limit = self.POLL_TIMEOUT_MINUTES * 60 if timeout_s is None else timeout_s
             deadline = time.time() + validation.validate_seconds("timeout_s", limit, allow_zero=True)
         return checked, validation.validate_seconds("deadline", deadline, allow_zero=True), interval
-
-
-# --------------------------------------------------------------------------- drivers
-
-
-class SyncDriver:
-    _channel: SyncChannel
-    _authorizer: Any
-
-    def _run(self, op: Op[T]) -> T:
-        value: Any = None
-        error: PuddleError | None = None
-        while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                elif isinstance(step, Call):
-                    value = step()
-                else:
-                    value = self._channel.call(step, self._authorizer.token_for_call)
-            except PuddleError as exc:
-                error = exc
-
-
-class AsyncDriver:
-    _channel: AsyncChannel
-    _authorizer: Any
-
-    async def _run(self, op: Op[T]) -> T:
-        """Async version of the sync driver."""
-        value: Any = None
-        error: PuddleError | None = None
-        while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                elif isinstance(step, Call):
-                    value = await asyncio.get_running_loop().run_in_executor(BLOCKING_CALLS, step)
-                else:
-                    value = await self._channel.call(step, self._authorizer.token_for_call)
-            except PuddleError as exc:
-                error = exc

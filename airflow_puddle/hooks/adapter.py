@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import grpc
 
 from airflow_puddle.client import validation
-from airflow_puddle.client._ops import Call, Op
+from airflow_puddle.client._drivers import Call, Op
 from airflow_puddle.client._transport import Rpc
 from airflow_puddle.client.async_clients import AsyncSystemsClient
 from airflow_puddle.client.clients import ImagesClient, InstanceTypesClient, SystemsClient, TagsClient

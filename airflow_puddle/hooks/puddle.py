@@ -20,6 +20,7 @@ from airflow_puddle.client import (
     SystemsClient,
     TagsClient,
 )
+from airflow_puddle.client._drivers import BLOCKING_CALLS
 from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy, Target
 from airflow_puddle.client.validation import validate_seconds
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
@@ -283,7 +284,7 @@ class PuddleHook(BaseHook):
         """Async version of :meth:`get_systems_client`: a fresh async client on its own channel."""
         settings = await self.asettings()
         if settings.official:  # its Authorizer may log in when built: not on the event loop
-            kit = await asyncio.to_thread(settings.official_kit)
+            kit = await asyncio.get_running_loop().run_in_executor(BLOCKING_CALLS, settings.official_kit)
             return kit.async_systems()
         return AsyncSystemsClient(settings.cloud, authorizer=settings.async_authorizer())
 
