@@ -223,9 +223,10 @@ class PuddleHook(BaseHook):
         return self._with_cloud(PuddleSettings.from_connection(self.get_connection(self.puddle_conn_id)))
 
     async def asettings(self) -> PuddleSettings:
-        """Async version of :attr:`settings`."""
+        """Async version of :attr:`settings` (read in a worker thread: it may import ``puddle.client``)."""
         conn = await self.aget_connection(self.puddle_conn_id)
-        return self._with_cloud(PuddleSettings.from_connection(conn))
+        read = await asyncio.get_running_loop().run_in_executor(BLOCKING_CALLS, PuddleSettings.from_connection, conn)
+        return self._with_cloud(read)
 
     def _with_cloud(self, settings: PuddleSettings) -> PuddleSettings:
         return settings if self._cloud is None else replace(settings, cloud=self._cloud)

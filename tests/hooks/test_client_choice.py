@@ -34,6 +34,8 @@ from airflow_puddle.client.errors import (
 )
 from airflow_puddle.client.models import System, TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+from airflow_puddle.hooks import adapter
+from airflow_puddle.hooks import puddle as puddle_hook
 from airflow_puddle.hooks.adapter import map_official_error
 from airflow_puddle.hooks.puddle import PuddleConnectionError, PuddleHook, PuddleSettings
 from airflow_puddle.hooks.translate import OfficialSystem
@@ -211,16 +213,27 @@ def test_the_async_client_never_calls_the_official_client_on_the_event_loop(
     threads: list[tuple[str, bool]] = []
     real_get = SystemsClient.get
 
-    def get(self: SystemsClient, system_id: str) -> Any:  # ours, under the stand-in
+    def on_the_loop() -> bool:
         try:
             asyncio.get_running_loop()
-            on_loop = True
         except RuntimeError:
-            on_loop = False
-        threads.append((threading.current_thread().name, on_loop))
+            return False
+        return True
+
+    def get(self: SystemsClient, system_id: str) -> Any:  # ours, under the stand-in
+        threads.append((threading.current_thread().name, on_the_loop()))
         return real_get(self, system_id)
 
     monkeypatch.setattr(SystemsClient, "get", get)
+    imports: list[bool] = []
+    real_import = puddle_hook.import_official
+
+    def import_official() -> Any:  # the first import of the package does file I/O
+        imports.append(on_the_loop())
+        return real_import()
+
+    monkeypatch.setattr(puddle_hook, "import_official", import_official)
+    monkeypatch.setattr(adapter, "import_official", import_official)
     builtin = SystemsClient("aws", authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
     created = builtin.create("async-adapted", **DAI)
 
@@ -236,3 +249,4 @@ def test_the_async_client_never_calls_the_official_client_on_the_event_loop(
     assert threads, "the wait polled through the official get"
     assert not any(on_loop for _, on_loop in threads)
     assert {name.split("_")[0] for name, _ in threads} == {"puddle-call"}
+    assert imports and not any(imports), "puddle.client was imported on the event loop"
