@@ -13,7 +13,7 @@ from typing import Any, Literal, TypedDict
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.waiting import WaitOutcome
+from airflow_puddle.hooks.api import WaitOutcome
 
 DEFAULT_POLL_INTERVAL = 5.0
 """Seconds between two polls, as the Puddle client's ``POLL_INTERVAL_S``."""

@@ -10,6 +10,10 @@ system is stopped. ``report`` always runs: it logs what was stopped and what
 was spared (and why), and fails when a system it meant to stop is not stopped,
 so the run's state tells the truth.
 
+The tag filter needs the builtin client: a system's tags are not part of the documented
+``puddle.client`` API, so with ``extra.client=puddle`` a ``tag_filter`` fails ``find_idle_systems``
+(``System.tags`` raises ``AttributeError`` saying so) before anything is stopped.
+
 Knobs (environment, read when the file is parsed):
 
 - ``PUDDLE_POLL_INTERVAL``: seconds between status checks (default 5).
@@ -26,7 +30,7 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.models import System
+from airflow_puddle.hooks.api import System
 from airflow_puddle.hooks.puddle import PuddleHook
 from airflow_puddle.operators.puddle import PuddleStopSystemOperator
 
@@ -141,7 +145,8 @@ with DAG(
     tags=["puddle", "example", "cost"],
     params={
         "name_prefix": Param("", type="string", description="Only systems whose name starts with this"),
-        "tag_filter": Param("", type="string", description="Only systems with this tag, as Label=value"),
+        "tag_filter": Param("", type="string", description="Only systems with this tag, as Label=value "
+                            "(builtin client only: the documented puddle.client API has no system tags)"),
         "idle_margin_minutes": Param(
             30, type="integer", minimum=0,
             description="Stop a system whose idle deadline is at most this many minutes away",

@@ -31,7 +31,7 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.models import System
+from airflow_puddle.hooks.api import System
 from airflow_puddle.hooks.puddle import PuddleHook
 from airflow_puddle.operators.puddle import PuddleCreateSystemOperator, PuddleTerminateSystemOperator
 

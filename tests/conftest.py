@@ -1,4 +1,10 @@
-"""Shared fixtures: a real emulator on loopback, clients on it, and an admin stub."""
+"""Shared fixtures: a real emulator on loopback, clients on it, an admin stub, and the client choice.
+
+A test module marked ``both_clients`` runs each test that asks for ``puddle_conn`` (or
+``puddle_client``) twice: with ``extra.client=builtin`` and with ``extra.client=puddle`` over the
+stand-in ``puddle.client`` (``tests/official/standin``, put on ``sys.path`` for that test only).
+``--puddle-client=builtin`` or ``=puddle`` runs one of the two.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +45,43 @@ from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY  
 from airflow_puddle.emulator.server import EmulatorServer  # noqa: E402
 
 STEP_SECONDS = 0.1
+STANDIN = Path(__file__).resolve().parent / "official" / "standin"
+"""The stand-in ``puddle.client`` package's folder (tests/official/standin_build.py builds it)."""
+CLIENT_CHOICES = ("builtin", "puddle")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--puddle-client", choices=(*CLIENT_CHOICES, "both"), default="both",
+                     help="extra.client for tests marked both_clients: builtin, puddle (the stand-in) or both")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_clients: run with extra.client=builtin and extra.client=puddle")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "puddle_client" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_clients"):
+        chosen = metafunc.config.getoption("--puddle-client")
+        metafunc.parametrize("puddle_client", CLIENT_CHOICES if chosen == "both" else (chosen,), indirect=True)
+
+
+def forget_standin() -> None:
+    """Drop the stand-in from ``sys.modules``, so ``import puddle.client`` fails again without it on the path."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "puddle" or m.startswith("puddle.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def puddle_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``extra.client`` for this test; with ``puddle``, the stand-in is importable as ``puddle.client``."""
+    choice = str(getattr(request, "param", "builtin"))
+    if choice == "puddle":
+        monkeypatch.syspath_prepend(str(STANDIN))
+    yield choice
+    if choice == "puddle":
+        forget_standin()
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff_s=0.01, max_backoff_s=0.05)
 
 
@@ -190,10 +233,15 @@ def connection_json(address: str, secret: str = DEFAULT_API_SECRET_KEY, **extra:
                        "password": secret, "extra": {"cloud": "aws", **extra}})
 
 
+def client_extra(choice: str) -> dict[str, str]:
+    """The extra that picks ``choice`` (nothing for the default, builtin)."""
+    return {} if choice == "builtin" else {"client": choice}
+
+
 @pytest.fixture
-def puddle_conn(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch) -> str:
+def puddle_conn(emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch, puddle_client: str) -> str:
     """``puddle_default`` pointing at the test's emulator, as an env var the worker and triggerer read."""
-    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address))
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, **client_extra(puddle_client)))
     return "puddle_default"
 
 

@@ -22,7 +22,7 @@ from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
 from tests.conftest import Admin, load_dag
 
-pytestmark = pytest.mark.airflow
+pytestmark = [pytest.mark.airflow, pytest.mark.both_clients]
 
 EXAMPLE_DAGS = Path(__file__).resolve().parents[1] / "example_dags"
 MODES = ["deferrable", "worker"]
@@ -187,8 +187,10 @@ def make_started(client: SystemsClient, specs: list[tuple[str, int, str]]) -> di
 @pytest.mark.parametrize("mode", MODES)
 def test_stop_idle_systems_stops_exactly_the_idle_ones(
     mode: str, emulator: EmulatorServer, puddle_conn: str, airflow_db: str, client: SystemsClient,
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, puddle_client: str,
 ) -> None:
+    # The documented puddle.client API has no system tags: with it, the run filters by name only.
+    by_tag = puddle_client == "builtin"
     # With a 120 min margin an idle interval of 60 min is "idle", one of 240 min is not.
     systems = make_started(client, [
         ("nightly-a", 60, "ds"),        # idle: stop
@@ -208,22 +210,24 @@ def test_stop_idle_systems_stops_exactly_the_idle_ones(
     caplog.set_level(logging.DEBUG)
     dag = load_example("puddle_stop_idle_systems", mode, monkeypatch)
 
-    run = dag.test(run_conf={"name_prefix": "nightly-", "tag_filter": "Team=ds", "idle_margin_minutes": 120})
+    run = dag.test(run_conf={"name_prefix": "nightly-", "tag_filter": "Team=ds" if by_tag else "",
+                             "idle_margin_minutes": 120})
 
     assert str(run.state) == "success"
-    assert deferrals(caplog.text) == (2 if mode == "deferrable" else 0)
-    assert states(run) == {("find_idle_systems", -1): "success", ("stop_idle_system", 0): "success",
-                           ("stop_idle_system", 1): "success", ("report", -1): "success"}
-    idle = {systems["nightly-a"].id, systems["nightly-b"].id}
+    idle_names = {"nightly-a", "nightly-b"} | (set() if by_tag else {"nightly-ops"})
+    assert deferrals(caplog.text) == (len(idle_names) if mode == "deferrable" else 0)
+    assert states(run) == {("find_idle_systems", -1): "success", ("report", -1): "success",
+                           **{("stop_idle_system", i): "success" for i in range(len(idle_names))}}
+    idle = {systems[n].id for n in idle_names}
     pushed = xcoms(run)
     assert set(pushed[("find_idle_systems", -1, "return_value")]) == idle
     spared = {s["name"]: s["reason"] for s in pushed[("find_idle_systems", -1, "spared")]}
-    assert spared.keys() == {"nightly-busy", "adhoc-c", "nightly-ops", "nightly-train"}
+    assert spared.keys() == {"nightly-busy", "adhoc-c", "nightly-train"} | ({"nightly-ops"} if by_tag else set())
     assert "still running" in spared["nightly-train"]
     assert "margin" in spared["nightly-busy"]
     assert "nightly-" in spared["adhoc-c"]
-    assert "Team=ds" in spared["nightly-ops"]
-    stopped_by_map = {pushed[("stop_idle_system", i, "return_value")]["id"] for i in (0, 1)}
+    assert not by_tag or "Team=ds" in spared["nightly-ops"]
+    stopped_by_map = {pushed[("stop_idle_system", i, "return_value")]["id"] for i in range(len(idle_names))}
     assert stopped_by_map == idle
     result = pushed[("report", -1, "return_value")]
     assert {s["id"] for s in result["stopped"]} == idle
@@ -231,7 +235,26 @@ def test_stop_idle_systems_stops_exactly_the_idle_ones(
 
     now = {s.name: status_of(client, s.id) for s in systems.values()}
     assert now == {"nightly-a": STOPPED, "nightly-b": STOPPED, "nightly-busy": STARTED, "adhoc-c": STARTED,
-                   "nightly-ops": STARTED, "nightly-off": STOPPED, "nightly-train": STARTED}
+                   "nightly-ops": STARTED if by_tag else STOPPED, "nightly-off": STOPPED, "nightly-train": STARTED}
+
+
+def test_stop_idle_systems_tag_filter_says_it_needs_the_builtin_client(
+    emulator: EmulatorServer, puddle_conn: str, airflow_db: str, client: SystemsClient,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], puddle_client: str,
+) -> None:
+    systems = make_started(client, [("idle-tagged", 60, "ds")])
+    dag = load_example("puddle_stop_idle_systems", "worker", monkeypatch)
+
+    run = dag.test(run_conf={"tag_filter": "Team=ds", "idle_margin_minutes": 120})
+
+    if puddle_client == "builtin":
+        assert str(run.state) == "success"
+        assert status_of(client, systems["idle-tagged"].id) == STOPPED
+        return
+    assert states(run)[("find_idle_systems", -1)] == "failed"
+    output = capsys.readouterr()
+    assert "System.tags is not part of the documented puddle.client API" in output.out + output.err
+    assert status_of(client, systems["idle-tagged"].id) == STARTED  # failed before stopping anything
 
 
 def test_stop_idle_systems_with_nothing_idle_skips_the_stops(

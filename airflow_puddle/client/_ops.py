@@ -1,22 +1,21 @@
-"""The Puddle operations, written once, and the two drivers that run them.
+"""The Puddle operations, written once, for both drivers.
 
 Each operation is a generator (an "op") in a base class: it yields the RPCs to
 make and the sleeps to take, receives the responses, and returns the result.
 It holds all the logic: validation, request building, model wrapping, waits.
-:class:`SyncDriver` runs ops with blocking calls and ``time.sleep``;
-:class:`AsyncDriver` runs the very same ops with ``grpc.aio`` and ``asyncio.sleep``.
+The drivers that run ops (:class:`SyncDriver`, :class:`AsyncDriver`) and the steps
+they understand live in :mod:`airflow_puddle.client._drivers`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Iterable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from airflow_puddle._proto.puddle.v2 import (
     image_service_pb2,
@@ -25,12 +24,12 @@ from airflow_puddle._proto.puddle.v2 import (
     tag_service_pb2,
 )
 from airflow_puddle.client import validation
-from airflow_puddle.client._transport import AsyncChannel, Rpc, SyncChannel, Target
+from airflow_puddle.client._drivers import Op, Sleep
+from airflow_puddle.client._transport import Rpc, Target
 from airflow_puddle.client.auth import Authorizer, BaseAuthorizer
 from airflow_puddle.client.errors import (
     NotFoundError,
     PreconditionFailedError,
-    PuddleError,
     PuddleTimeoutError,
     PuddleUnavailableError,
 )
@@ -55,17 +54,7 @@ from airflow_puddle.domain.products import Product
 
 log = logging.getLogger("airflow_puddle.client")
 
-T = TypeVar("T")
-
-
-@dataclasses.dataclass(frozen=True)
-class Sleep:
-    """An op's request to pause before its next RPC."""
-
-    seconds: float
-
-
-Op = Generator[Rpc | Sleep, Any, T]
+__all__ = ["CreateArgs", "ImagesOps", "InstanceTypesOps", "SystemsOps", "TagsOps"]
 
 
 # --------------------------------------------------------------------------- bases (no I/O)
@@ -169,6 +158,21 @@ def _id_of(value: object, field: str) -> str | None:
     return ident
 
 
+@dataclasses.dataclass(frozen=True)
+class CreateArgs:
+    """A create's checked arguments: an image id or product + version, an instance type id or name."""
+
+    name: str
+    disk_size_gb: int
+    image_id: str | None
+    product: str | None
+    version: str | None
+    instance_type_id: str | None
+    instance_type_name: str | None
+    idle_interval: int
+    tags: list[TagData]
+
+
 class SystemsOps(BaseCloudClient):
     DEFAULT_DISK_SIZE = 256
     """Default disk size in GB."""
@@ -191,6 +195,30 @@ class SystemsOps(BaseCloudClient):
         idle_interval: int | None,
         tags: list[TagData] | None,
     ) -> Op[System]:
+        args = self._create_args(name, disk_size_gb, image, product, version, instance_type, instance_type_name,
+                                 idle_interval, tags)
+        request = system_service_pb2.CreateSystemRequest(
+            cloud=self._cloud.id, name=args.name, disk_size_gb=args.disk_size_gb, image_id=args.image_id or "",
+            product=args.product or "", version=args.version or "", instance_type_id=args.instance_type_id or "",
+            instance_type_name=args.instance_type_name or "", idle_interval=args.idle_interval,
+            tags=tag_data_to_pb(args.tags),
+        )
+        response = yield Rpc("SystemService", "CreateSystem", request, idempotent=False)
+        return System(response.system)
+
+    def _create_args(
+        self,
+        name: str,
+        disk_size_gb: int | None,
+        image: Image | str | None,
+        product: Product | str | None,
+        version: str | None,
+        instance_type: InstanceType | str | None,
+        instance_type_name: str | None,
+        idle_interval: int | None,
+        tags: list[TagData] | None,
+    ) -> CreateArgs:
+        """Create's arguments with the defaults filled in, checked (:class:`ValidationFailedError`); no I/O."""
         disk = self.DEFAULT_DISK_SIZE if disk_size_gb is None else disk_size_gb
         idle = self.DEFAULT_IDLE_TIMEOUT_MIN if idle_interval is None else idle_interval
         tag_list = list(tags or [])
@@ -204,15 +232,8 @@ class SystemsOps(BaseCloudClient):
             instance_type_id=instance_type_id, instance_type_name=instance_type_name,
             idle_interval=idle, tags=[(t.label, t.value) for t in tag_list],
         )
-        request = system_service_pb2.CreateSystemRequest(
-            cloud=self._cloud.id, name=name, disk_size_gb=disk, image_id=image_id or "",
-            product="" if image_id else product_id or "", version="" if image_id else version or "",
-            instance_type_id=instance_type_id or "",
-            instance_type_name="" if instance_type_id else instance_type_name or "",
-            idle_interval=idle, tags=tag_data_to_pb(tag_list),
-        )
-        response = yield Rpc("SystemService", "CreateSystem", request, idempotent=False)
-        return System(response.system)
+        return CreateArgs(name, disk, image_id, None if image_id else product_id, None if image_id else version,
+                          instance_type_id, None if instance_type_id else instance_type_name, idle, tag_list)
 
     def _mutate(self, method: str, system_id: str) -> Op[System]:
         validation.validate_system_id(system_id)
@@ -316,51 +337,3 @@ class SystemsOps(BaseCloudClient):
             limit = self.POLL_TIMEOUT_MINUTES * 60 if timeout_s is None else timeout_s
             deadline = time.time() + validation.validate_seconds("timeout_s", limit, allow_zero=True)
         return checked, validation.validate_seconds("deadline", deadline, allow_zero=True), interval
-
-
-# --------------------------------------------------------------------------- drivers
-
-
-class SyncDriver:
-    _channel: SyncChannel
-    _authorizer: Any
-
-    def _run(self, op: Op[T]) -> T:
-        value: Any = None
-        error: PuddleError | None = None
-        while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                else:
-                    value = self._channel.call(step, self._authorizer.token_for_call)
-            except PuddleError as exc:
-                error = exc
-
-
-class AsyncDriver:
-    _channel: AsyncChannel
-    _authorizer: Any
-
-    async def _run(self, op: Op[T]) -> T:
-        """Async version of the sync driver."""
-        value: Any = None
-        error: PuddleError | None = None
-        while True:
-            try:
-                step = op.throw(error) if error is not None else op.send(value)
-            except StopIteration as stop:
-                return stop.value
-            value, error = None, None
-            try:
-                if isinstance(step, Sleep):
-                    await asyncio.sleep(step.seconds)
-                else:
-                    value = await self._channel.call(step, self._authorizer.token_for_call)
-            except PuddleError as exc:
-                error = exc

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from airflow_puddle.client._ops import AsyncDriver, ImagesOps, InstanceTypesOps, SystemsOps, TagsOps
+from airflow_puddle.client._drivers import AsyncDriver
+from airflow_puddle.client._ops import ImagesOps, InstanceTypesOps, SystemsOps, TagsOps
 from airflow_puddle.client.auth import AsyncAuthorizer
 from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
 from airflow_puddle.client.waiting import WaitOutcome, WaitProgress

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from airflow_puddle.client._ops import ImagesOps, InstanceTypesOps, SyncDriver, SystemsOps, TagsOps
+from airflow_puddle.client._drivers import SyncDriver
+from airflow_puddle.client._ops import ImagesOps, InstanceTypesOps, SystemsOps, TagsOps
 from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
 from airflow_puddle.client.waiting import WaitOutcome, WaitProgress
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WaitTarget

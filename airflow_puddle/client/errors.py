@@ -83,6 +83,16 @@ class MessageTooLargeError(PuddleError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
+class NotAnEmulatorError(PuddleError):
+    """The server does not speak this project's wire contract: a real Puddle, reached with the builtin client."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
+NOT_AN_EMULATOR = ("this server is not a Puddle emulator (it does not implement {method}); "
+                   "set extra.client=puddle to use the official puddle.client package")
+
+
 TRANSIENT_CODES: frozenset[grpc.StatusCode] = frozenset({
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -126,6 +136,8 @@ def from_rpc_error(err: grpc.RpcError, method: str = "") -> PuddleError:
         got, limit = sizes.groups()
         return MessageTooLargeError(f"{where}message too large: {int(got):,} bytes, over the limit of "
                                     f"{int(limit):,} bytes", code=code)
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return NotAnEmulatorError(NOT_AN_EMULATOR.format(method=method or "this call"), code=code)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         field, _, rule = details.partition(": ")
         return ValidationFailedError(field, rule) if rule else ValidationFailedError("request", details)

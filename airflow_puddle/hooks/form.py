@@ -14,7 +14,20 @@ from airflow_puddle.domain.clouds import ALL_CLOUDS
 
 _RETRY = RetryPolicy()
 
+CLIENT_CHOICES = ("builtin", "puddle")
+"""``extra.client``: this provider's own client (for the emulator) or H2O's ``puddle.client`` (a real Puddle)."""
+
+BUILTIN_ONLY = ("ca_cert", "timeout", "retries", "retry_max_wait")
+"""Extras only the builtin client has: the official ``puddle.client`` documents no such setting."""
+
 CONN_FIELDS: dict[str, dict[str, Any]] = {
+    "client": {
+        "label": "Client",
+        "schema": {"type": ["string", "null"], "enum": [None, *CLIENT_CHOICES], "default": "builtin"},
+        "description": "builtin (the provider's own client, for the Puddle emulator) or puddle (H2O's "
+                       "puddle.client package, installed separately, for a real Puddle; it has no CA "
+                       "certificate, timeout or retry settings).",
+    },
     "cloud": {
         "label": "Cloud",
         "schema": {"type": ["string", "null"], "enum": [None, *[c.id for c in ALL_CLOUDS]], "default": "aws"},

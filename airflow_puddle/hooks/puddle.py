@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -19,10 +20,12 @@ from airflow_puddle.client import (
     SystemsClient,
     TagsClient,
 )
+from airflow_puddle.client._drivers import BLOCKING_CALLS
 from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy, Target
 from airflow_puddle.client.validation import validate_seconds
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
-from airflow_puddle.hooks.form import UI_FIELD_BEHAVIOUR
+from airflow_puddle.hooks.adapter import OfficialClientMissingError, OfficialKit, import_official
+from airflow_puddle.hooks.form import BUILTIN_ONLY, CLIENT_CHOICES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_puddle.hooks.masking import mask_secret_quietly
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ class PuddleSettings:
     ca_cert: str | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    client: str = "builtin"
 
     @classmethod
     def from_connection(cls, conn: Connection) -> PuddleSettings:
@@ -85,7 +89,9 @@ class PuddleSettings:
             retry = _retry_policy(extra)
         except ValueError as err:
             raise PuddleConnectionError(f"connection {cid!r}: extra.{err}") from None
-        return cls(address, conn.login, conn.password, cloud, str(ca_cert) if ca_cert else None, timeout_s, retry)
+        client = _client_choice(cid, extra)
+        return cls(address, conn.login, conn.password, cloud, str(ca_cert) if ca_cert else None, timeout_s, retry,
+                   client)
 
     def authorizer(self) -> Authorizer:
         return Authorizer(self.server_address, self.api_key_id, self.api_secret_key,
@@ -94,6 +100,15 @@ class PuddleSettings:
     def async_authorizer(self) -> AsyncAuthorizer:
         return AsyncAuthorizer(self.server_address, self.api_key_id, self.api_secret_key,
                                ca_cert=self.ca_cert, timeout_s=self.timeout_s, retry_policy=self.retry)
+
+    @property
+    def official(self) -> bool:
+        """Whether the connection asks for the official ``puddle.client`` (``extra.client=puddle``)."""
+        return self.client == "puddle"
+
+    def official_kit(self) -> OfficialKit:
+        """The official client's ``Authorizer(server_address, api_key_id, api_secret_key)`` and its clients."""
+        return OfficialKit(self.server_address, self.api_key_id, self.api_secret_key, self.cloud)
 
 
 @dataclass(frozen=True)
@@ -105,7 +120,7 @@ class SystemCredentials:
     password: str = field(repr=False)
 
 
-EXTRA_FIELDS = ("cloud", "ca_cert", "timeout", "retries", "retry_max_wait")
+EXTRA_FIELDS = ("client", "cloud", "ca_cert", "timeout", "retries", "retry_max_wait")
 """The keys a ``puddle`` connection's extra may hold."""
 
 MAX_RETRIES = 20
@@ -130,6 +145,30 @@ def _retry_policy(extra: dict[str, Any]) -> RetryPolicy:
     max_wait = validate_seconds("retry_max_wait", _number(extra.get("retry_max_wait", default.max_backoff_s)))
     return replace(default, max_attempts=retries + 1, max_backoff_s=max_wait,
                    initial_backoff_s=min(default.initial_backoff_s, max_wait))
+
+
+def _client_choice(cid: str | None, extra: dict[str, Any]) -> str:
+    """``extra.client``: ``builtin`` (default) or ``puddle``, whose package must be importable.
+
+    With ``puddle``, the extras only our client has (``ca_cert``, ``timeout``, ``retries``,
+    ``retry_max_wait``) are refused unless they hold the form's defaults (the UI saves those).
+    """
+    client = extra.get("client") or "builtin"
+    if client not in CLIENT_CHOICES:
+        raise PuddleConnectionError(
+            f"connection {cid!r}: extra.client: must be one of {', '.join(CLIENT_CHOICES)}, got {client!r}")
+    if client == "puddle":
+        for name in BUILTIN_ONLY:
+            value = extra.get(name)
+            if value not in (None, "") and _number(value) != CONN_FIELDS[name]["schema"].get("default"):
+                raise PuddleConnectionError(
+                    f"connection {cid!r}: extra.{name}: not supported with extra.client=puddle (the official "
+                    f"puddle.client documents no such setting); remove it, or use extra.client=builtin")
+        try:
+            import_official()
+        except OfficialClientMissingError as err:
+            raise PuddleConnectionError(f"connection {cid!r}: {err}") from None
+    return str(client)
 
 
 def _has_port(host: str) -> bool:
@@ -184,9 +223,10 @@ class PuddleHook(BaseHook):
         return self._with_cloud(PuddleSettings.from_connection(self.get_connection(self.puddle_conn_id)))
 
     async def asettings(self) -> PuddleSettings:
-        """Async version of :attr:`settings`."""
+        """Async version of :attr:`settings` (read in a worker thread: it may import ``puddle.client``)."""
         conn = await self.aget_connection(self.puddle_conn_id)
-        return self._with_cloud(PuddleSettings.from_connection(conn))
+        read = await asyncio.get_running_loop().run_in_executor(BLOCKING_CALLS, PuddleSettings.from_connection, conn)
+        return self._with_cloud(read)
 
     def _with_cloud(self, settings: PuddleSettings) -> PuddleSettings:
         return settings if self._cloud is None else replace(settings, cloud=self._cloud)
@@ -195,23 +235,36 @@ class PuddleHook(BaseHook):
 
     @cached_property
     def authorizer(self) -> Authorizer:
-        """One authorizer (one channel, one login) for every client of this hook."""
+        """One authorizer (one channel, one login) for every client of this hook (builtin client)."""
         return self.settings.authorizer()
 
+    @cached_property
+    def official(self) -> OfficialKit:
+        """One official ``Authorizer`` for every client of this hook (``extra.client=puddle``)."""
+        return self.settings.official_kit()
+
     def get_systems_client(self) -> SystemsClient:
-        """A :class:`SystemsClient` on the connection's cloud."""
+        """A :class:`SystemsClient` on the connection's cloud (over the official client with ``client=puddle``)."""
+        if self.settings.official:
+            return self.official.systems()
         return SystemsClient(self.settings.cloud, authorizer=self.authorizer)
 
     def get_images_client(self) -> ImagesClient:
         """An :class:`ImagesClient` on the connection's cloud."""
+        if self.settings.official:
+            return self.official.images()
         return ImagesClient(self.settings.cloud, authorizer=self.authorizer)
 
     def get_instance_types_client(self) -> InstanceTypesClient:
         """An :class:`InstanceTypesClient` on the connection's cloud."""
+        if self.settings.official:
+            return self.official.instance_types()
         return InstanceTypesClient(self.settings.cloud, authorizer=self.authorizer)
 
     def get_tags_client(self) -> TagsClient:
         """A :class:`TagsClient`."""
+        if self.settings.official:
+            return self.official.tags()
         return TagsClient(authorizer=self.authorizer)
 
     def get_system_credentials(self, system_id: str) -> SystemCredentials:
@@ -231,6 +284,9 @@ class PuddleHook(BaseHook):
     async def aget_systems_client(self) -> AsyncSystemsClient:
         """Async version of :meth:`get_systems_client`: a fresh async client on its own channel."""
         settings = await self.asettings()
+        if settings.official:  # its Authorizer may log in when built: not on the event loop
+            kit = await asyncio.get_running_loop().run_in_executor(BLOCKING_CALLS, settings.official_kit)
+            return kit.async_systems()
         return AsyncSystemsClient(settings.cloud, authorizer=settings.async_authorizer())
 
     # ------------------------------------------------------------------ Airflow UI
@@ -240,7 +296,7 @@ class PuddleHook(BaseHook):
         try:
             systems = self.get_systems_client()
             count = len(systems.list())
-            user = systems.user.name if systems.user else "?"
+            user = getattr(systems.user, "name", None) or "?"
         except Exception as err:
             return False, f"{type(err).__name__}: {err}"
         return True, f"Logged in to {self.settings.server_address} as {user}; {count} system(s) visible"

@@ -15,10 +15,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.errors import PreconditionFailedError, ValidationFailedError
-from airflow_puddle.client.models import System, TagData
-from airflow_puddle.client.validation import validate_poll_interval, validate_seconds
-from airflow_puddle.client.waiting import WaitOutcome, narrator
 from airflow_puddle.domain.lifecycle import (
     MOVING_TOWARD,
     SETTLED,
@@ -26,6 +22,16 @@ from airflow_puddle.domain.lifecycle import (
     WAIT_TARGETS,
     StateTarget,
     WaitTarget,
+)
+from airflow_puddle.hooks.api import (
+    PreconditionFailedError,
+    System,
+    TagData,
+    ValidationFailedError,
+    WaitOutcome,
+    narrator,
+    validate_poll_interval,
+    validate_seconds,
 )
 from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
 from airflow_puddle.links.puddle import PuddleSystemLink

@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.client.errors import AlreadyExistsError, PuddleError
-from airflow_puddle.client.models import System, TagData
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD
+from airflow_puddle.hooks.api import AlreadyExistsError, PuddleError, System, TagData
 from airflow_puddle.operators.base import PuddleBaseSystemOperator, tag_data, timeout_seconds
 
 if TYPE_CHECKING:

@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
-from airflow_puddle.client.errors import ValidationFailedError
-from airflow_puddle.client.validation import validate_poll_interval
-from airflow_puddle.client.waiting import narrator
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
+from airflow_puddle.hooks.api import ValidationFailedError, narrator, validate_poll_interval
 from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system

@@ -17,15 +17,18 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
-from airflow_puddle.client.validation import (
+from airflow_puddle.domain.lifecycle import check_wait_target
+from airflow_puddle.hooks.api import (
+    PuddleError,
+    PuddleUnavailableError,
+    WaitOutcome,
+    WaitTracker,
+    narrator,
     validate_name,
     validate_poll_interval,
     validate_seconds,
     validate_system_id,
 )
-from airflow_puddle.client.waiting import WaitOutcome, WaitTracker, narrator
-from airflow_puddle.domain.lifecycle import check_wait_target
 from airflow_puddle.hooks.puddle import PuddleHook
 from airflow_puddle.triggers.stream import SystemsSnapshot, poll_systems, watch
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, WaitEvent, error_event, outcome_event

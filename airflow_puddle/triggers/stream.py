@@ -17,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import TriggerEvent
 
-from airflow_puddle.client import AsyncSystemsClient
-from airflow_puddle.client.errors import PuddleError, PuddleUnavailableError
-from airflow_puddle.client.models import System
 from airflow_puddle.domain.lifecycle import wait_verdict
+from airflow_puddle.hooks.api import AsyncSystemsClient, PuddleError, PuddleUnavailableError, System
 from airflow_puddle.hooks.puddle import PuddleHook
 
 if TYPE_CHECKING:

@@ -3,9 +3,11 @@
 One module-scoped Airflow runs in its own temporary ``AIRFLOW_HOME`` (not the session
 one from ``tests/conftest.py``: its environment is built explicitly) against two
 in-process emulators on loopback. ``puddle_default`` moves systems in 1 s steps;
-``puddle_slow`` in slow steps, so a create stays deferred long enough to be killed.
-Both connections are env vars of the standalone, so its workers and its triggerer
-see them. The DAG files are written before Airflow starts, so the first parse finds them.
+``puddle_slow`` in slow steps, so a create stays deferred long enough to be killed;
+``puddle_official`` is the fast emulator through ``extra.client=puddle`` over the stand-in
+``puddle.client`` (on the standalone's ``PYTHONPATH``). The connections are env vars of the
+standalone, so its workers and its triggerer see them. The DAG files are written before
+Airflow starts, so the first parse finds them.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from airflow_puddle.client.models import System
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
-from tests.conftest import connection_json
+from tests.conftest import STANDIN, connection_json
 
 pytestmark = pytest.mark.e2e
 
@@ -111,6 +113,26 @@ with DAG(
         task_id="create", name="{KILL_SYSTEM_NAME}", puddle_conn_id="puddle_slow", deferrable=True,
         terminate_on_failure=True, poll_interval=1, **DAI,
     )
+'''
+
+OFFICIAL_DAG_ID = "puddle_e2e_official"
+OFFICIAL_DAG = _DAG_HEADER + f'''
+with DAG(
+    dag_id="{OFFICIAL_DAG_ID}",
+    schedule=None,
+    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={{"retries": 2, "retry_delay": timedelta(seconds=2)}},  # as the pipeline DAG, for #72716
+):
+    create = PuddleCreateSystemOperator(
+        task_id="create", name="e2e-official", puddle_conn_id="puddle_official", deferrable=True, poll_interval=1,
+        **DAI,
+    )
+    terminate = PuddleTerminateSystemOperator(
+        task_id="terminate", system_name="e2e-official", puddle_conn_id="puddle_official", deferrable=True,
+        poll_interval=1,
+    )
+    create >> terminate
 '''
 
 SHARED_DAG_ID = "puddle_e2e_shared"
@@ -295,6 +317,10 @@ def _standalone_env(home: Path, api_port: int, fernet_key: str, fast: str, slow:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW_CONN_PUDDLE_DEFAULT": connection_json(fast),
         "AIRFLOW_CONN_PUDDLE_SLOW": connection_json(slow),
+        "AIRFLOW_CONN_PUDDLE_OFFICIAL": connection_json(fast, client="puddle"),
+        # the stand-in puddle.client, and the project root it builds from (tests/official)
+        "PYTHONPATH": os.pathsep.join(p for p in (str(STANDIN), str(STANDIN.parents[2]), env.get("PYTHONPATH"))
+                                      if p),
     })
     return env
 
@@ -402,6 +428,7 @@ def stack() -> Iterator[Stack]:
         (home / "dags" / f"{PIPELINE_DAG_ID}.py").write_text(PIPELINE_DAG)
         (home / "dags" / f"{KILL_DAG_ID}.py").write_text(KILL_DAG)
         (home / "dags" / f"{SHARED_DAG_ID}.py").write_text(SHARED_DAG)
+        (home / "dags" / f"{OFFICIAL_DAG_ID}.py").write_text(OFFICIAL_DAG)
         api_port = _free_port()
         fernet_key = Fernet.generate_key().decode()
         env = _standalone_env(home, api_port, fernet_key, fast.address, slow.address)
@@ -609,3 +636,26 @@ def test_deferred_waits_in_a_real_triggerer_share_one_poll(stack: Stack, monkeyp
     assert window >= 3, f"the waits overlapped only {window:.1f}s: too short to measure"
     assert len(in_window) <= window / 1.0 + 2, (len(in_window), window)
     assert gets == [], "a wait polled its own system instead of reading the shared snapshot"
+
+
+def test_deferred_waits_in_a_real_triggerer_with_the_sync_only_official_client(
+    stack: Stack, client_for: Callable[[EmulatorServer], SystemsClient]
+) -> None:
+    """``extra.client=puddle``: the triggerer runs the (sync-only) stand-in's calls in its thread pool."""
+    af, dag_id, run_id = stack.airflow, OFFICIAL_DAG_ID, "e2e_official"
+    af.cli("dags", "trigger", dag_id, "-r", run_id)
+
+    def finished() -> dict[str, Any] | None:
+        run = af.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        return run if run["state"] in ("success", "failed") else None
+
+    run = wait_until(f"{dag_id}/{run_id} to end", finished, RUN_TIMEOUT_S,
+                     diagnostics=lambda: af.diagnostics(dag_id, run_id, trigger_logs_of="create"))
+    states = {task_id: ti["state"] for task_id, ti in af.task_instances(dag_id, run_id).items()}
+    assert states == {"create": "success", "terminate": "success"}, af.diagnostics(dag_id, run_id)
+    assert run["state"] == "success"
+    (system,) = [s for s in client_for(stack.fast).list() if s.name == "e2e-official"] or [None]
+    assert system is None or system.status == TERMINATING, system  # terminated systems leave the list
+    for task_id in ("create", "terminate"):
+        log = af.trigger_log(dag_id, run_id, task_id)
+        assert "e2e-official" in log, f"{task_id}: its wait did not run in the triggerer"

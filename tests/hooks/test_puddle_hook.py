@@ -151,7 +151,7 @@ def test_provider_info_lists_the_connection_type() -> None:
     (ctype,) = info["connection-types"]
     assert ctype["connection-type"] == PuddleHook.conn_type == "puddle"
     assert ctype["hook-class-name"] == "airflow_puddle.hooks.puddle.PuddleHook"
-    assert set(ctype["conn-fields"]) == {"cloud", "ca_cert", "timeout", "retries", "retry_max_wait"}
+    assert set(ctype["conn-fields"]) == {"client", "cloud", "ca_cert", "timeout", "retries", "retry_max_wait"}
     assert ctype["ui-field-behaviour"]["relabeling"]["login"] == "API key ID"
     assert PuddleHook.get_ui_field_behaviour() is ctype["ui-field-behaviour"]
     assert info["extra-links"] == ["airflow_puddle.links.puddle.PuddleSystemLink"]

@@ -15,7 +15,7 @@ from airflow_puddle.emulator.server import EmulatorServer
 from airflow_puddle.operators.puddle import PuddleCreateSystemOperator
 from tests.operators.test_operators import run_dag
 
-pytestmark = pytest.mark.usefixtures("airflow_db")
+pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.both_clients]
 ASK = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
 
 

@@ -13,9 +13,9 @@ from airflow_puddle.client.models import System
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
 from airflow_puddle.links.puddle import PuddleSystemLink
-from tests.conftest import connection_json, load_dag
+from tests.conftest import client_extra, connection_json, load_dag
 
-pytestmark = pytest.mark.usefixtures("airflow_db")
+pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.both_clients]
 
 HEADER = """
 import pendulum
@@ -118,11 +118,11 @@ PuddleCreateSystemOperator(task_id="create", name="adopt-me", terminate_on_failu
 
 
 def test_failed_create_terminates_only_what_it_created(
-    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deferrable: bool
+    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deferrable: bool, puddle_client: str
 ) -> None:
     # A slow emulator: each transition step lasts 2 s, so a 1 s timeout always expires mid-create.
     with EmulatorServer(port=0, db_path=str(tmp_path / "slow.sqlite"), step_seconds=2) as slow:
-        monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(slow.address))
+        monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(slow.address, **client_extra(puddle_client)))
         run, states = run_dag(f"cleanup_{int(deferrable)}", deferrable, """
 PuddleCreateSystemOperator(task_id="create", name="too-slow", terminate_on_failure=True,
                            timeout=timedelta(seconds=1), **CREATE, **COMMON)
@@ -162,11 +162,11 @@ def test_target_must_be_given_once() -> None:
 
 
 def test_execution_timeout_kills_the_create_and_cleans_up(
-    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, puddle_client: str
 ) -> None:
     # Airflow calls on_kill when execution_timeout fires; the wait runs in the worker here.
     with EmulatorServer(port=0, db_path=str(tmp_path / "slow.sqlite"), step_seconds=2) as slow:
-        monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(slow.address))
+        monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(slow.address, **client_extra(puddle_client)))
         _, states = run_dag("exec_timeout", False, """
 PuddleCreateSystemOperator(task_id="create", name="killed", terminate_on_failure=True,
                            execution_timeout=timedelta(seconds=1), **CREATE, **COMMON)

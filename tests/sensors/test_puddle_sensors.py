@@ -13,7 +13,7 @@ from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.sensors.puddle import PuddleSystemStateSensor
 from tests.conftest import load_dag
 
-pytestmark = pytest.mark.usefixtures("airflow_db")
+pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.both_clients]
 
 DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
 

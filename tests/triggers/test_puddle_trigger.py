@@ -15,6 +15,8 @@ from airflow_puddle.client.models import System, TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 
+pytestmark = pytest.mark.both_clients
+
 DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
 
 
@@ -99,10 +101,12 @@ async def test_missing_system_and_broken_connection(puddle_conn: str, monkeypatc
     assert event["status"] == "error" and "host is required" in event["message"]
 
 
-async def test_wrong_secret_is_a_permanent_error(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import connection_json
+async def test_wrong_secret_is_a_permanent_error(emulator: Any, monkeypatch: pytest.MonkeyPatch,
+                                                 puddle_client: str) -> None:
+    from tests.conftest import client_extra, connection_json
 
-    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, secret="nope"))
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, secret="nope",
+                                                                      **client_extra(puddle_client)))
     event = await first_event(trigger("x", "started"))
     assert event["status"] == "error" and "AuthError" in event["message"] and "nope" not in event["message"]
 

@@ -13,10 +13,11 @@ from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
 from airflow_puddle.client.models import TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
-from tests.conftest import connection_json
+from tests.conftest import client_extra, connection_json
 
 DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
 INTERVAL = 0.2
+pytestmark = pytest.mark.both_clients
 
 
 @pytest.fixture
@@ -129,18 +130,21 @@ async def test_outcomes_through_the_shared_path(puddle_conn: str, client: System
 
 
 async def test_an_unavailable_backend_does_not_end_the_waits_before_their_deadline(
-    client: SystemsClient, admin: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch
+    client: SystemsClient, admin: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch, puddle_client: str
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, retries=1,
-                                                                      retry_max_wait=0.02))
+    # The official client has no retry settings (the stand-in retries as our client does by default).
+    retries = {"retries": 1, "retry_max_wait": 0.02} if puddle_client == "builtin" else client_extra(puddle_client)
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, **retries))
     booting = client.create("flaky", **DAI)
     admin.inject_fault("ListSystems", "UNAVAILABLE", 16)  # eight polls' worth (two attempts each)
     events = await through_manager([trigger(booting.id), trigger(booting.id, "stopped", seconds=1.5)])
     assert [e["status"] for e in events] == ["success", "timeout"]
 
 
-async def test_a_rejected_key_ends_every_wait_with_an_error(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, secret="wrong-secret"))
+async def test_a_rejected_key_ends_every_wait_with_an_error(emulator: Any, monkeypatch: pytest.MonkeyPatch,
+                                                            puddle_client: str) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_PUDDLE_DEFAULT", connection_json(emulator.address, secret="wrong-secret",
+                                                                      **client_extra(puddle_client)))
     events = await through_manager([trigger("a"), trigger("b", "stopped")], timeout=15)
     assert [e["status"] for e in events] == ["error", "error"]
     assert all("AuthError" in e["message"] and "wrong-secret" not in e["message"] for e in events)
