@@ -152,16 +152,16 @@ def targets(by: dict[tuple[int, str], dict[str, Any]]) -> None:
         share = s["cpu_per_min"] / max(p["cpu_per_min"], 1e-9)
         target("triggers-N1000-cpu", f"{s['cpu_per_min']:.2f} vs {p['cpu_per_min']:.2f} CPU s per minute "
                f"({share:.3f} of per-trigger)", "<= 1/10 of per-trigger", share <= 0.1)
-        lag = [max(a, b) for a, b in zip(s["lag_ms"], s["start_lag_ms"], strict=True)]
-        target("triggers-N1000-shared-loop-lag", f"p99 {lag[1]:.1f} ms, max {lag[2]:.0f} ms incl. the start",
-               "p99 < 20 ms, max < 100 ms", lag[1] < 20 and lag[2] < 100)
+        lag = s["lag_ms"]  # the whole phase, the start included
+        target("triggers-N1000-shared-loop-lag", f"p99 {lag[1]:.1f} ms, max {lag[2]:.0f} ms (start max "
+               f"{s['start_lag_ms'][2]:.0f} ms)", "p99 < 20 ms, max < 100 ms incl. the start",
+               lag[1] < 20 and lag[2] < 100)
         target("triggers-N1000-shared-detection", f"p99 {s['detect_s'][1]:.2f} s",
                f"<= {INTERVAL_S + 0.5:g} s (interval + 0.5 s)", s["detect_s"][1] <= INTERVAL_S + 0.5)
     if (5000, "shared") in by:
         s = by[5000, "shared"]
-        p99 = max(s["lag_ms"][1], s["start_lag_ms"][1])
-        target("triggers-N5000-shared-loop-lag", f"p99 {p99:.1f} ms (max {s['lag_ms'][2]:.0f} ms)",
-               "p99 < 20 ms", p99 < 20)
+        target("triggers-N5000-shared-loop-lag", f"p99 {s['lag_ms'][1]:.1f} ms (max {s['lag_ms'][2]:.0f} ms, "
+               f"start max {s['start_lag_ms'][2]:.0f} ms)", "p99 < 20 ms", s["lag_ms"][1] < 20)
 
 
 def main() -> None:
