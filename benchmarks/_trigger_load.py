@@ -149,7 +149,7 @@ async def load(args: argparse.Namespace, ids: list[str], report: Any, opened: li
         "idle_cpu_per_s": idle_cpu_per_s,
         "rss0_mb": rss0 / 2**20, "rss_peak_mb": max(sampler.rss_peak, rss0) / 2**20, "channels": opened[0],
         "lags": [lag for t, lag in sampler.lags if t >= t0 and t <= end],
-        "start_lags": [lag for t, lag in sampler.lags if t0 <= t <= t0 + args.interval],
+        "start_lags": [lag for t, lag in sampler.lags if t0 <= t <= created + args.interval],
         "events": phase.events, "problems": phase.problems, "unfinished": len(pending),
     }
 

@@ -63,17 +63,24 @@ def figures(n: int, mode: str, raw: dict[str, Any], calls: dict[str, int], stops
     }
 
 
+def _log_lines(path: Path) -> tuple[int, int]:
+    """(lines, warning or error lines) of a load's log (structlog's console format)."""
+    lines = path.read_text(errors="replace").splitlines()
+    return len(lines), sum(1 for line in lines if "[warning" in line or "[error" in line)
+
+
 def run_phase(emulator: Emulator, ids: list[str], mode: str, window: float, tmp: Path, rng: random.Random
               ) -> dict[str, Any]:
     """N waits in a fresh process while the emulator stops each system at a random time."""
     n = len(ids)
+    log_path = tmp / f"{mode}-{n}.log"
     ids_file = tmp / f"ids-{n}.json"
     ids_file.write_text(json.dumps(ids))
     env = {**os.environ, "AIRFLOW_HOME": str(tmp / "airflow"), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW_CONN_PUDDLE_DEFAULT": connection_json(emulator.address)}
     deadline_s = INTERVAL_S + window + SLACK_S
     read_fd, write_fd = os.pipe()
-    with (tmp / f"{mode}-{n}.log").open("wb") as log:
+    with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(HERE / "_trigger_load.py"), "--mode", mode, "--ids-file", str(ids_file),
              "--interval", str(INTERVAL_S), "--deadline-s", str(deadline_s), "--cap-s", str(deadline_s + 15),
@@ -83,7 +90,7 @@ def run_phase(emulator: Emulator, ids: list[str], mode: str, window: float, tmp:
     os.close(write_fd)
     with os.fdopen(read_fd) as report:
         if not report.readline():
-            raise RuntimeError(f"the {mode} load did not start; see {tmp / f'{mode}-{n}.log'}")
+            raise RuntimeError(f"the {mode} load did not start:\n{log_path.read_text()[-3000:]}")
         launch_at = time.time() + 0.5
         plan = [(sid, launch_at + INTERVAL_S + rng.uniform(0, window)) for sid in ids]
         before, cpu_before = emulator.call("counts"), emulator.cpu_s()
@@ -101,9 +108,11 @@ def run_phase(emulator: Emulator, ids: list[str], mode: str, window: float, tmp:
     after, emulator_cpu = emulator.call("counts"), emulator.cpu_s() - cpu_before
     proc.wait(30)
     if not lines or not lines[0]:
-        raise RuntimeError(f"the {mode} load ended without figures; see {tmp / f'{mode}-{n}.log'}")
+        raise RuntimeError(f"the {mode} load ended without figures:\n{log_path.read_text()[-3000:]}")
     calls = {k: after[k] - before[k] for k in after}
-    return figures(n, mode, json.loads(lines[0]), calls, emulator.call("stops"), tcp_peak, emulator_cpu)
+    result = figures(n, mode, json.loads(lines[0]), calls, emulator.call("stops"), tcp_peak, emulator_cpu)
+    result["log_lines"], result["log_warnings"] = _log_lines(log_path)
+    return result
 
 
 def table(results: list[dict[str, Any]]) -> None:
@@ -115,9 +124,10 @@ def table(results: list[dict[str, Any]]) -> None:
         ("trigger CPU s per minute", lambda r: f"{r['cpu_per_min']:.2f}"),
         ("emulator CPU s per minute", lambda r: f"{r['emulator_cpu_per_min']:.2f}"),
         ("loop lag p50/p99/max ms", lambda r: "{:.1f} / {:.1f} / {:.0f}".format(*r["lag_ms"])),
-        ("  first interval p50/p99/max ms", lambda r: "{:.1f} / {:.1f} / {:.0f}".format(*r["start_lag_ms"])),
+        ("  start p50/p99/max ms", lambda r: "{:.1f} / {:.1f} / {:.0f}".format(*r["start_lag_ms"])),
         ("detection p50/p99/max s", lambda r: "{:.2f} / {:.2f} / {:.2f}".format(*r["detect_s"])),
         ("RSS per trigger KiB", lambda r: f"{r['rss_kb_per_trigger']:.1f}"),
+        ("trigger log lines (warnings)", lambda r: f"{r['log_lines']} ({r['log_warnings']})"),
         ("error events", lambda r: f"{r['errors']} {r['error_kinds'] or ''}".strip()),
         ("phase s (triggers created in)", lambda r: f"{r['duration_s']:.1f} ({r['created_s']:.2f})"),
         ("warm-up wait before launch s", lambda r: f"{r['warm_up_s']:.2f}"),
