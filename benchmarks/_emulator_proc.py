@@ -80,7 +80,7 @@ class Control:
         return {"ids": ids}
 
     def start(self, ids: list[str]) -> dict[str, Any]:
-        """Start every stopped system of ``ids``; all are Started on return."""
+        """Start the stopped systems of ``ids`` and let the start finish (the others are left as they are)."""
         started = 0
         for system_id in ids:
             try:

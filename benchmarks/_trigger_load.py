@@ -95,7 +95,7 @@ class Phase:
                 await self.manager.unsubscribe(trigger_id, key)
 
     async def warm_up(self) -> float:
-        """One wait on the same path before the launch, as in a triggerer that has run before; its seconds."""
+        """One wait through ``run()`` before the launch, loading what a triggerer that ran before has; its seconds."""
         started = time.monotonic()
         trigger = PuddleSystemStateTrigger(system_id=self.ids[0], target="started", deadline=time.time() + 60,
                                            poll_interval=self.interval, shared=self.shared)
@@ -148,7 +148,7 @@ async def load(args: argparse.Namespace, ids: list[str], report: Any, opened: li
         "warm_up_s": warm_up_s, "t0": t0, "created_s": created - t0, "duration_s": end - t0, "cpu_s": cpu,
         "idle_cpu_per_s": idle_cpu_per_s,
         "rss0_mb": rss0 / 2**20, "rss_peak_mb": max(sampler.rss_peak, rss0) / 2**20, "channels": opened[0],
-        "lags": [lag for t, lag in sampler.lags if t >= t0 and t <= end],
+        "lags": [lag for t, lag in sampler.lags if t0 <= t <= end],
         "start_lags": [lag for t, lag in sampler.lags if t0 <= t <= created + args.interval],
         "events": phase.events, "problems": phase.problems, "unfinished": len(pending),
     }
