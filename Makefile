@@ -6,7 +6,7 @@ PY := $(BIN)/python
 UV_VERSION := 0.13.9
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv protos protos-check lint test demo emulator bench pins clean
+.PHONY: venv protos protos-check lint test demo emulator bench bench-full pins clean
 
 venv: $(VENV)/.installed
 
@@ -26,6 +26,7 @@ protos-check: venv
 lint: venv
 	$(BIN)/ruff check airflow_puddle tests example_dags scripts benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 test: venv
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
@@ -33,9 +34,12 @@ test: venv
 demo: venv
 	$(PY) scripts/demo.py
 
+# Figures, not tests: the quick runs (a few minutes); bench-full adds N = 5,000 waits and longer runs.
 bench: venv
-	$(PY) benchmarks/bench_client.py
-	$(PY) benchmarks/bench_emulator.py
+	$(PY) benchmarks/run_all.py --quick
+
+bench-full: venv
+	$(PY) benchmarks/run_all.py
 
 emulator: venv
 	$(BIN)/puddle-emulator --db .puddle-emulator.sqlite
