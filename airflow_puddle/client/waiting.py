@@ -176,14 +176,13 @@ class WaitTracker:
         return None
 
     def _narrate(self, state: str, now: float, final: bool = False) -> None:
-        elapsed, left = duration(now - self.started_at), self._gives_up(now)
         if state != self._said:
-            after = "" if self._said is None else f" after {elapsed}"
-            tail = "" if final else f"; waiting for {self.target}{left}"
+            after = "" if self._said is None else f" after {duration(now - self.started_at)}"
+            tail = "" if final else f"; waiting for {self.target}{self._gives_up(now)}"
             self._say("state", state, f"{self._label()} is {state}{after}{tail}", now)
-        elif now - self._said_at >= self.heartbeat_s:
-            self._say("heartbeat", state, f"{self._label()} still {state} after {elapsed}{left.replace(',', ';', 1)}",
-                      now)
+        elif now - self._said_at >= self.heartbeat_s:  # nothing to format on the polls in between
+            elapsed, left = duration(now - self.started_at), self._gives_up(now).replace(",", ";", 1)
+            self._say("heartbeat", state, f"{self._label()} still {state} after {elapsed}{left}", now)
 
     def _gives_up(self, now: float) -> str:
         return "" if math.isinf(self.deadline) else f", gives up in {duration(self.deadline - now)}"
