@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
@@ -332,7 +331,4 @@ class Deployment:
             tis = self.api.task_instances(dag_id, run_id)
             return tis if want(tis) else None
 
-        started = time.monotonic()
-        tis = wait_until(what, check, timeout, 1.0, self.diagnostics)
-        del started
-        return tis
+        return wait_until(what, check, timeout, 1.0, self.diagnostics)

@@ -68,7 +68,7 @@ class EmulatorProcess:
     """``puddle-emulator`` on ``127.0.0.1:<port>`` with state in ``db``; output to ``log_path``."""
 
     def __init__(self, name: str, *, db: Path, log_path: Path, env: Mapping[str, str], secret: str,
-                 step_seconds: float) -> None:
+                 step_seconds: float, cu_capacity: int = 64) -> None:
         self.name = name
         self.port = free_port()
         self.db = db
@@ -76,6 +76,7 @@ class EmulatorProcess:
         self._log_path = log_path
         self._env = dict(env)
         self._step_seconds = step_seconds
+        self._cu_capacity = cu_capacity
         self.service: Service | None = None
         self._starts = 0
 
@@ -92,7 +93,7 @@ class EmulatorProcess:
         self._starts += 1
         argv = [str(Path(sys.executable).with_name("puddle-emulator")), "--host", "127.0.0.1",
                 "--port", str(self.port), "--db", str(self.db), "--step-seconds", str(self._step_seconds),
-                "--api-secret-key", self.secret]
+                "--api-secret-key", self.secret, "--cu-capacity", str(self._cu_capacity)]
         self.service = Service.spawn(self.name, argv, env=self._env, log_path=self._log_path)
         service, ready = self.service, f"puddle-emulator listening on {self.address}"
 
