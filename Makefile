@@ -24,7 +24,7 @@ protos-check: venv
 	$(PY) scripts/gen_protos.py --check
 
 lint: venv
-	$(BIN)/ruff check airflow_puddle tests example_dags scripts benchmarks
+	$(BIN)/ruff check airflow_puddle tests example_dags scripts benchmarks reliability
 	$(BIN)/mypy
 
 test: venv

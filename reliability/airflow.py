@@ -296,9 +296,22 @@ class Deployment:
 
     # -- reading what happened --------------------------------------------------------------------------
 
-    def diagnostics(self) -> str:
-        """Whether each component runs, and the end of each one's output (no secrets: the UI token is none)."""
+    def diagnostics(self, dag_id: str | None = None, run_id: str | None = None, trigger_logs_of: str = "") -> str:
+        """Task states of a run, a task's trigger log, and the end of each component's output.
+
+        Nothing secret: the REST token is not in the components' output.
+        """
         lines = []
+        if dag_id and run_id:
+            try:
+                states = {(ti["task_id"], ti["map_index"]): (ti["state"], ti["try_number"])
+                          for ti in self.api.task_instances(dag_id, run_id)}
+                lines.append(f"task states (state, try) of {dag_id}/{run_id}: {states}")
+            except (OSError, ApiError) as err:
+                lines.append(f"task states of {dag_id}/{run_id} unavailable: {err}")
+            if trigger_logs_of:
+                log = self.trigger_log(dag_id, run_id, trigger_logs_of)
+                lines += [f"--- trigger log of {trigger_logs_of} ---", log]
         for service in self.services.values():
             lines += [f"--- {service.name} (pid {service.pid}, exit {service.proc.poll()}) ---", service.tail(25)]
         return "\n".join(lines)
@@ -313,15 +326,18 @@ class Deployment:
         """Every log file of the run's tasks: worker logs and trigger logs, mapped tasks included."""
         return sorted((self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").rglob("*.log"))
 
-    def trigger_events(self, path: Path) -> list[str]:
-        """The ``event`` text of each JSON line of a log file."""
-        events = []
-        for line in path.read_text(errors="replace").splitlines():
-            try:
-                events.append(str(json.loads(line).get("event")))
-            except ValueError:
-                events.append(line)
-        return events
+    def trigger_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """The trigger logs of a task (every try, every triggerer), one ``timestamp level event`` a line."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        lines = []
+        for path in sorted(folder.rglob("*.log.trigger.*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    record = json.loads(line)
+                    lines.append(f"{record.get('timestamp')} {record.get('level')} {record.get('event')}")
+                except ValueError:
+                    lines.append(line)
+        return "\n".join(lines)
 
     def wait_for_ti_states(self, dag_id: str, run_id: str, want: Callable[[list[dict[str, Any]]], bool],
                            what: str, timeout: float) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ import grpc
 
 from airflow_puddle._proto.puddle.v2 import admin_service_pb2, admin_service_pb2_grpc
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID
+from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from reliability.procs import Service, free_port, wait_until
 
 READY_TIMEOUT_S = 60.0
@@ -57,7 +57,7 @@ class EmulatorAdmin:
         self._channel.close()
 
 
-def connection_json(address: str, secret: str, **extra: object) -> str:
+def connection_json(address: str, secret: str = DEFAULT_API_SECRET_KEY, **extra: object) -> str:
     """An ``AIRFLOW_CONN_*`` value for a puddle connection to ``address`` (``http://host:port``)."""
     host, _, port = address.rpartition(":")
     return json.dumps({"conn_type": "puddle", "host": host, "port": int(port), "login": DEFAULT_API_KEY_ID,
