@@ -31,6 +31,18 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _LOOPBACK = "127.0.0.1,localhost,::1"
 
 
+def log_records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSON-lines log file (a line that is not JSON becomes its ``event``)."""
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        records.append(record if isinstance(record, dict) else {"event": line})
+    return records
+
+
 class ApiError(RuntimeError):
     """A REST call answered outside 2xx."""
 
@@ -331,12 +343,7 @@ class Deployment:
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
         lines = []
         for path in sorted(folder.rglob("*.log.trigger.*.log")):
-            for line in path.read_text(errors="replace").splitlines():
-                try:
-                    record = json.loads(line)
-                    lines.append(f"{record.get('timestamp')} {record.get('level')} {record.get('event')}")
-                except ValueError:
-                    lines.append(line)
+            lines += [f"{r.get('timestamp')} {r.get('level')} {r.get('event')}" for r in log_records(path)]
         return "\n".join(lines)
 
     def wait_for_ti_states(self, dag_id: str, run_id: str, want: Callable[[list[dict[str, Any]]], bool],

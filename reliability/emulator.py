@@ -44,8 +44,9 @@ class EmulatorAdmin:
             admin_service_pb2.FailNextTransitionRequest(system_id=system_id, config_upload=config_upload)
         )
 
-    def expire_tokens(self) -> None:
-        self._stub.ExpireTokens(admin_service_pb2.ExpireTokensRequest())
+    def expire_tokens(self) -> str:
+        """Reject every token issued so far; returns the emulator's answer (``expired N token(s)``)."""
+        return str(self._stub.ExpireTokens(admin_service_pb2.ExpireTokensRequest()).detail)
 
     def advance_clock(self, seconds: float) -> None:
         self._stub.AdvanceClock(admin_service_pb2.AdvanceClockRequest(seconds=seconds))
