@@ -6,7 +6,7 @@ PY := $(BIN)/python
 UV_VERSION := 0.13.9
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: venv protos protos-check lint test demo emulator bench pins clean
+.PHONY: venv protos protos-check lint test demo emulator bench pins clean reliability
 
 venv: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ bench: venv
 
 emulator: venv
 	$(BIN)/puddle-emulator --db .puddle-emulator.sqlite
+
+# The deployment run: PostgreSQL, two triggerers, faults, the browser (docs/reliability.md); ~10 min.
+# Installs PostgreSQL and chromium with apt-get when they are missing.
+reliability: venv
+	scripts/reliability_deps.sh
+	$(PY) -m reliability $(RELIABILITY_ARGS)
 
 # Re-resolve the dev pin set from the ranges in pyproject.toml.
 pins: venv

@@ -38,6 +38,16 @@ EMULATORS: dict[str, tuple[float, int]] = {
 }
 RPC_TIMEOUT_S = 2  # the latency scenario's connection: a call slower than this misses its deadline
 
+_SETTINGS = {
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",  # secrets must stay out of logs at every level
+    "AIRFLOW__CORE__PARALLELISM": "32",
+    "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1000",
+    "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "1000",
+    "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
+    "PUDDLE_POLL_INTERVAL": "2",  # the example stop-idle DAG's poll interval
+}
+
 
 @dataclass
 class Stack:
@@ -115,16 +125,6 @@ def start(waits: int, short_waits: int, progress: Progress) -> Stack:
     return Stack(home=home, run_id=run_id, canary=canary, deployment=deployment, emulators=emulators,
                  progress=progress, postgres=postgres)
 
-
-_SETTINGS = {
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "DEBUG",  # secrets must stay out of logs at every level
-    "AIRFLOW__CORE__PARALLELISM": "32",
-    "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "1000",
-    "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "1000",
-    "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button
-    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
-    "PUDDLE_POLL_INTERVAL": "2",  # the example stop-idle DAG's poll interval
-}
 
 
 def stop(stack: Stack) -> list[str]:
