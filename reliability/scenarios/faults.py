@@ -13,6 +13,7 @@ deferred (and, for bursts and expired tokens, again once the terminate's is):
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from reliability.dags import BOOTFAIL_DAG_ID, PIPELINE_DAG_ID
+from reliability.procs import NotReady, wait_until
 from reliability.report import Row, failed_row
 from reliability.scenarios.common import TERMINATED, count_events, failure_message, named, status_text, wait_for_state
 from reliability.stack import Stack
@@ -29,6 +31,7 @@ BURST = 15  # more failures than a read's retries (4), so the wait itself sees P
 LATENCY_S = 3.0
 LATENCY_FOR_S = 12.0
 DOWN_FOR_S = 10.0
+SETTLE_TIMEOUT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,10 @@ FAULTS = [
     Fault("restart", "emulator SIGKILLed and restarted mid-wait", "run succeeds; 1 system, terminated", _restart),
     Fault("tokens", "all tokens expired during both waits", "run succeeds; 1 system, terminated", _tokens,
           again_on_terminate=True),
+    # Airflow skips a teardown whose setup failed (upstream_failed): the create's terminate_on_failure cleans up.
     Fault("bootfail", "system fails while it boots",
-          "create fails naming the failure; its system terminated; 1 system", _bootfail, dag_id=BOOTFAIL_DAG_ID),
+          "create fails naming the failure and terminates its system (terminate_on_failure); 1 system", _bootfail,
+          dag_id=BOOTFAIL_DAG_ID),
 ]
 
 
@@ -114,6 +119,11 @@ def _tokens_issued(stack: Stack, name: str) -> int:
         return int(db.execute("SELECT count(*) FROM tokens").fetchone()[0])
     finally:
         db.close()
+
+
+def _terminated(stack: Stack, emulator: str, name: str) -> bool | None:
+    systems = named(stack, emulator, name)
+    return True if systems and all(s["status"] == TERMINATED for s in systems) else None
 
 
 def _one(stack: Stack, fault: Fault) -> Row:
@@ -128,6 +138,9 @@ def _one(stack: Stack, fault: Fault) -> Row:
         done.append(fault.inject(stack, system["id"], "terminate"))
     run = dep.api.wait_for_run(fault.dag_id, run_id, RUN_TIMEOUT_S, lambda: dep.diagnostics(fault.dag_id, run_id))
     tis = {t["task_id"]: t for t in dep.api.task_instances(fault.dag_id, run_id)}
+    with contextlib.suppress(NotReady):  # a cleanup may still be in its Terminating step: give it a while
+        wait_until(f"{system_name} to be terminated", lambda: _terminated(stack, fault.name, system_name),
+                   SETTLE_TIMEOUT_S, 1.0)
     systems = named(stack, fault.name, system_name)
     statuses = [status_text(s["status"]) for s in systems]
     unavailable = count_events(dep, fault.dag_id, run_id, "create", lambda e: "Puddle unavailable" in e)
@@ -140,9 +153,10 @@ def _one(stack: Stack, fault: Fault) -> Row:
     one_terminated = len(systems) == 1 and systems[0]["status"] == TERMINATED
     if fault.dag_id == BOOTFAIL_DAG_ID:
         message = failure_message(dep, fault.dag_id, run_id, "create")
-        observed += f"; create failed with: {message}"
+        cleanup = count_events(dep, fault.dag_id, run_id, "create", lambda e: "that this task created" in e)
+        observed += f"; create failed with: {message}; its cleanup logged {cleanup}x"
         holds = (tis["create"]["state"] == "failed" and "will not become started" in message and one_terminated
-                 and run["state"] == "failed")
+                 and run["state"] == "failed" and cleanup == 1)
     else:
         holds = run["state"] == "success" and one_terminated
         if fault.name in ("unavailable", "latency"):
