@@ -8,6 +8,7 @@ and :func:`sweep` ends it. Nothing is found by name.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import pwd
 import signal
@@ -157,6 +158,18 @@ def leftovers(run_id: str) -> list[psutil.Process]:
             if p.pid != os.getpid() and p.environ().get(RUN_MARKER) == run_id:
                 found.append(p)
     return alive(found)
+
+
+def listeners(run_id: str) -> list[tuple[str, str, bool]]:
+    """(process, ``address:port``, on loopback?) of every listening TCP socket of the run's processes."""
+    pids = {p.pid: describe(p) for p in leftovers(run_id)}
+    found = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids and conn.laddr:
+            ip = ipaddress.ip_address(conn.laddr.ip.split("%")[0])
+            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+            found.append((pids[conn.pid], f"{conn.laddr.ip}:{conn.laddr.port}", (mapped or ip).is_loopback))
+    return found
 
 
 def sweep(run_id: str) -> list[str]:

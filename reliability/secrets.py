@@ -59,6 +59,7 @@ class Hunt:
 
     canaries: dict[str, str]  # label -> value
     files: int = 0
+    debug_records: int = 0  # task and trigger log records at DEBUG: proof the run logged at that level
     db_values: int = 0
     rest_bodies: int = 0
     scanned_bytes: int = 0
@@ -85,7 +86,9 @@ def _files(stack: Stack, hunt: Hunt) -> None:
     paths = [*sorted((home / "logs").rglob("*.log")), *sorted((home / "components").glob("*.log"))]
     for path in paths:
         hunt.files += 1
-        hunt.search(str(path.relative_to(home)), path.read_text(errors="replace"))
+        text = path.read_text(errors="replace")
+        hunt.debug_records += text.count('"level":"debug"')
+        hunt.search(str(path.relative_to(home)), text)
 
 
 def _database(stack: Stack, sampler: TriggerSampler, hunt: Hunt) -> None:
@@ -147,7 +150,8 @@ def run(stack: Stack, sampler: TriggerSampler) -> list[Row]:
     observed = (f"{len(hunt.hits)} hits for {len(hunt.canaries)} canaries (the API secret, "
                 f"{len(hunt.canaries) - 1} DAI passwords) in {hunt.files} log files, {hunt.db_values} DB values "
                 f"(+{len(sampler.rows)} sampled trigger rows), {hunt.rest_bodies} crawled REST responses and the "
-                f"run's REST transcript; {hunt.scanned_bytes / 1e6:.0f} MB searched"
+                f"run's REST transcript; {hunt.scanned_bytes / 1e6:.0f} MB searched; "
+                f"{hunt.debug_records} DEBUG records in the task and trigger logs"
                 + (f"; hits in: {where[:8]}" if where else ""))
     return [Row("secrets at DEBUG (logs, XCom, rendered fields, triggers, REST)", "0 hits", observed,
-                not hunt.hits and len(hunt.canaries) > 1)]
+                not hunt.hits and len(hunt.canaries) > 1 and hunt.debug_records > 0)]

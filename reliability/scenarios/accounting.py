@@ -16,6 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from reliability.airflow import log_records
+from reliability.procs import listeners
 from reliability.report import Row
 from reliability.scenarios.common import FIRED, TERMINATED
 from reliability.stack import Stack
@@ -93,5 +94,14 @@ def race_row(stack: Stack) -> Row:
                observed, recovered == len(hit_tis))
 
 
+def loopback_row(stack: Stack) -> Row:
+    """Every listening socket of the run's processes (log servers included) is on loopback."""
+    found = listeners(stack.run_id)
+    outside = [f"{who} on {where}" for who, where, loopback in found if not loopback]
+    observed = f"{len(found)} listening sockets of the run's processes, {len(outside)} beyond loopback {outside[:3]}"
+    return Row("loopback only", "every listener on 127.0.0.1 (no log server on other interfaces)", observed,
+               not outside and len(found) > 0)
+
+
 def run(stack: Stack) -> list[Row]:
-    return [systems_row(stack), waits_row(stack), race_row(stack)]
+    return [systems_row(stack), waits_row(stack), race_row(stack), loopback_row(stack)]
