@@ -14,9 +14,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
+
 from reliability import secrets, ui
 from reliability import stack as deployment
-from reliability.procs import leftovers
+from reliability.procs import alive, bound, leftovers, tree
 from reliability.report import Progress, Row, failed_row, table
 from reliability.scenarios import accounting, adopt, faults, idle, waits
 
@@ -56,13 +58,15 @@ def _run_phase(stack: deployment.Stack, phase: list[Scenario], progress: Progres
         return [row for rows in pool.map(one, phase) for row in rows]
 
 
-def _cleanup_row(stack: deployment.Stack, killed: list[str]) -> Row:
-    left = leftovers(stack.run_id)
+def _cleanup_row(stack: deployment.Stack, before: list[psutil.Process], killed: list[str]) -> Row:
+    """After the stop: no process of the trees seen before it, none with the run's marker, no port bound."""
+    left = {p.pid for p in alive(before)} | {p.pid for p in leftovers(stack.run_id)}
+    ports = bound(stack.ports())
     services = len(stack.deployment.services) + len(stack.emulators) + 1
-    observed = (f"{services} services (Airflow's components, {len(stack.emulators)} emulators, PostgreSQL) "
-                f"stopped by pid; SIGKILLed after the grace period: {killed or 'none'}; "
-                f"processes left with the run's marker: {len(left)}")
-    return Row("nothing left behind", "every process stopped; none left", observed, not left)
+    observed = (f"{services} services (Airflow's components, {len(stack.emulators)} emulators, PostgreSQL), "
+                f"{len(before)} processes in their trees, stopped by pid; SIGKILLed after the grace period: "
+                f"{killed or 'none'}; processes left: {len(left)}; ports still bound: {ports or 'none'}")
+    return Row("nothing left behind", "every process stopped; none left", observed, not left and not ports)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows += _run_phase(stack, chosen, progress)
     finally:
         sampler.stop()
+        before = tree(stack.pids())
         killed = deployment.stop(stack)
         progress(f"stopped everything; SIGKILLed: {killed or 'nothing'}")
-        rows.append(_cleanup_row(stack, killed))
+        rows.append(_cleanup_row(stack, before, killed))
         if args.keep:
             progress(f"kept {stack.home}")
         else:

@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -160,16 +160,38 @@ def leftovers(run_id: str) -> list[psutil.Process]:
     return alive(found)
 
 
-def listeners(run_id: str) -> list[tuple[str, str, bool]]:
-    """(process, ``address:port``, on loopback?) of every listening TCP socket of the run's processes."""
-    pids = {p.pid: describe(p) for p in leftovers(run_id)}
+def tree(pids: Iterable[int]) -> list[psutil.Process]:
+    """The processes ``pids`` and all their descendants that still run."""
+    found: dict[int, psutil.Process] = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for p in [root, *root.children(recursive=True)]:
+                found[p.pid] = p
+    return alive(list(found.values()))
+
+
+def listeners(procs: Sequence[psutil.Process]) -> list[tuple[str, str, bool]]:
+    """(process, ``address:port``, on loopback?) of every listening TCP socket of ``procs``.
+
+    Found by pid, not by the run marker: a process that retitles itself (the api-server's
+    uvicorn worker) may overwrite the environment psutil reads.
+    """
+    names = {p.pid: describe(p) for p in procs}
     found = []
     for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.pid in pids and conn.laddr:
+        if conn.status == psutil.CONN_LISTEN and conn.pid in names and conn.laddr:
             ip = ipaddress.ip_address(conn.laddr.ip.split("%")[0])
             mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
-            found.append((pids[conn.pid], f"{conn.laddr.ip}:{conn.laddr.port}", (mapped or ip).is_loopback))
+            found.append((names[conn.pid], f"{conn.laddr.ip}:{conn.laddr.port}", (mapped or ip).is_loopback))
     return found
+
+
+def bound(ports: Iterable[int]) -> list[int]:
+    """Which of ``ports`` something still listens on."""
+    wanted = set(ports)
+    return sorted({c.laddr.port for c in psutil.net_connections(kind="tcp")
+                   if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port in wanted})
 
 
 def sweep(run_id: str) -> list[str]:

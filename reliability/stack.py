@@ -70,6 +70,18 @@ class Stack:
         if terminated:
             self.must_be_terminated.setdefault(emulator, set()).update(names)
 
+    def pids(self) -> list[int]:
+        """The pids of every service the run started and still runs (PostgreSQL, emulators, Airflow)."""
+        services = [*self.deployment.services.values(), *(e.service for e in self.emulators.values())]
+        if self.postgres is not None:
+            services.append(self.postgres.service)
+        return [s.pid for s in services if s is not None and s.running()]
+
+    def ports(self) -> list[int]:
+        """Every port the run's services listen on."""
+        ports = [self.deployment.api_port, *(e.port for e in self.emulators.values())]
+        return ports + ([self.postgres.port] if self.postgres is not None else [])
+
     def systems(self, emulator: str) -> list[dict[str, Any]]:
         """Every system the emulator holds, terminated ones too, read from its SQLite file (read-only).
 

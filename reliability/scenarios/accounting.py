@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from reliability.airflow import log_records
-from reliability.procs import listeners
+from reliability.procs import listeners, tree
 from reliability.report import Row
 from reliability.scenarios.common import FIRED, TERMINATED
 from reliability.stack import Stack
@@ -96,11 +96,11 @@ def race_row(stack: Stack) -> Row:
 
 def loopback_row(stack: Stack) -> Row:
     """Every listening socket of the run's processes (log servers included) is on loopback."""
-    found = listeners(stack.run_id)
+    found = listeners(tree(stack.pids()))
     outside = [f"{who} on {where}" for who, where, loopback in found if not loopback]
     observed = f"{len(found)} listening sockets of the run's processes, {len(outside)} beyond loopback {outside[:3]}"
     return Row("loopback only", "every listener on 127.0.0.1 (no log server on other interfaces)", observed,
-               not outside and len(found) > 0)
+               not outside and len(found) >= len(stack.ports()))
 
 
 def run(stack: Stack) -> list[Row]:
