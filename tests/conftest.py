@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 
 # A fresh Airflow home for the whole session, set before anything imports airflow.
@@ -32,7 +31,6 @@ DAGS_FOLDER.mkdir()
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
-from airflow_puddle._proto.puddle.v2 import admin_service_pb2, admin_service_pb2_grpc  # noqa: E402
 from airflow_puddle.client import (  # noqa: E402
     CLOUD_AWS,
     AsyncAuthorizer,
@@ -43,6 +41,8 @@ from airflow_puddle.client import (  # noqa: E402
 )
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY  # noqa: E402
 from airflow_puddle.emulator.server import EmulatorServer  # noqa: E402
+from reliability.emulator import EmulatorAdmin as Admin  # noqa: E402
+from reliability.emulator import connection_json  # noqa: E402
 
 STEP_SECONDS = 0.1
 STANDIN = Path(__file__).resolve().parent / "official" / "standin"
@@ -98,36 +98,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
     server.start()
     yield server
     server.stop()
-
-
-class Admin:
-    """The emulator's fault-injection surface, over its admin gRPC service."""
-
-    def __init__(self, address: str) -> None:
-        self._channel = grpc.insecure_channel(address.removeprefix("http://"))
-        self._stub = admin_service_pb2_grpc.EmulatorAdminServiceStub(self._channel)
-
-    def inject_fault(self, method: str, code: str, count: int, message: str = "injected") -> None:
-        self._stub.InjectFault(
-            admin_service_pb2.InjectFaultRequest(method=method, code=code, count=count, message=message)
-        )
-
-    def set_latency(self, method: str, seconds: float) -> None:
-        self._stub.SetLatency(admin_service_pb2.SetLatencyRequest(method=method, seconds=seconds))
-
-    def fail_next_transition(self, system_id: str, config_upload: bool = False) -> None:
-        self._stub.FailNextTransition(
-            admin_service_pb2.FailNextTransitionRequest(system_id=system_id, config_upload=config_upload)
-        )
-
-    def expire_tokens(self) -> None:
-        self._stub.ExpireTokens(admin_service_pb2.ExpireTokensRequest())
-
-    def advance_clock(self, seconds: float) -> None:
-        self._stub.AdvanceClock(admin_service_pb2.AdvanceClockRequest(seconds=seconds))
-
-    def close(self) -> None:
-        self._channel.close()
 
 
 @pytest.fixture
@@ -222,15 +192,6 @@ def airflow_db() -> str:
     airflow = Path(sys.executable).with_name("airflow")
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
     return _AIRFLOW_HOME
-
-
-def connection_json(address: str, secret: str = DEFAULT_API_SECRET_KEY, **extra: Any) -> str:
-    """An ``AIRFLOW_CONN_*`` value for a puddle connection to ``address``."""
-    import json
-
-    host, _, port = address.rpartition(":")
-    return json.dumps({"conn_type": "puddle", "host": host, "port": int(port), "login": DEFAULT_API_KEY_ID,
-                       "password": secret, "extra": {"cloud": "aws", **extra}})
 
 
 def client_extra(choice: str) -> dict[str, str]:

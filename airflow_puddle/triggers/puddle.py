@@ -76,6 +76,8 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         system_name: str | None = None,
     ) -> None:
         super().__init__()
+        if deadline is None and system_id == "" and system_name is not None:
+            system_id = None  # a watcher by name, as serialize() wrote it (no id: "")
         if deadline is None:  # a watcher: by id or by name
             if (system_id is None) == (system_name is None):
                 raise ValueError("system_id, system_name: a watcher (deadline=None) takes exactly one")

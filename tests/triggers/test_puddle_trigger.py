@@ -126,6 +126,17 @@ def test_serialize_round_trip_holds_no_secret() -> None:
     assert not any(word in text for word in ("secret", "password", "token", DEFAULT_API_SECRET_KEY))
 
 
+@pytest.mark.parametrize("watched", [{"system_name": "nightly-dai"}, {"system_id": "sys-1"}])
+def test_a_watcher_survives_its_serialization(watched: dict[str, str]) -> None:
+    """What a triggerer does with an AssetWatcher's trigger: build it again from serialize()."""
+    original = PuddleSystemStateTrigger(target="failed", deadline=None, **watched)
+    classpath, kwargs = original.serialize()
+    module, _, name = classpath.rpartition(".")
+    rebuilt = getattr(importlib.import_module(module), name)(**json.loads(json.dumps(kwargs)))
+    assert rebuilt.serialize() == (classpath, kwargs)
+    assert (rebuilt.system_id, rebuilt.system_name) == (watched.get("system_id", ""), watched.get("system_name"))
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"system_id": "", "target": "started"}, "system_id: is required"),
     ({"system_id": "x", "target": "running"}, "target: must be one of started, stopped"),

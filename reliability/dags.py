@@ -1,0 +1,108 @@
+"""The DAG files the scenarios run, written into the deployment's DAGs folder before Airflow starts.
+
+Every DAG has ``schedule=None``: it runs only when a scenario triggers it over REST. Tasks that
+only wait keep ``retries=2``: Airflow's race apache/airflow#72716 / #71580 may fail a task that
+has just resumed, and the operators are idempotent, so a retry recovers (the run counts these).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+WAITS_DAG_ID = "rel_waits"
+SHORT_DAG_ID = "rel_waits_short"
+PIPELINE_DAG_ID = "rel_pipeline"
+BOOTFAIL_DAG_ID = "rel_bootfail"
+ADOPT_DAG_ID = "rel_adopt"
+STOP_IDLE_DAG_ID = "puddle_stop_idle_systems"  # the example DAG, as shipped
+
+DAI = '{"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": {"Team": "ml"}}'
+
+_HEADER = f'''
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG, Param, task
+
+from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.operators.puddle import PuddleCreateSystemOperator, PuddleTerminateSystemOperator
+
+DAI = {DAI}
+START = pendulum.datetime(2024, 1, 1, tz="UTC")
+RACE_RETRIES = {{"retries": 2, "retry_delay": timedelta(seconds=2)}}
+'''
+
+_WAITS = '''
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False, max_active_tasks=1000,
+         default_args={default_args}):
+    PuddleCreateSystemOperator.partial(
+        task_id="create", puddle_conn_id="{conn}", deferrable=True, poll_interval={poll}, timeout={timeout},
+        **DAI,
+    ).expand(name=[f"{prefix}-{{n:03d}}" for n in range({count})])
+'''
+
+# create (setup) -> use (reads the DAI credentials through the hook, as a training task would) -> terminate
+# (teardown). The connection and the system's name come from the run's conf.
+_PIPELINE = '''
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False,
+         params={{"conn": Param("puddle_fast", type="string"), "system_name": Param("rel-pipeline", type="string"),
+                  "hold": Param(0, type="integer")}}):
+    create = PuddleCreateSystemOperator(
+        task_id="create", puddle_conn_id="{{{{ params.conn }}}}", name="{{{{ params.system_name }}}}",
+        deferrable=True, terminate_on_failure=True, poll_interval=1, {create_retries}, **DAI,
+    )
+
+    @task(**RACE_RETRIES)
+    def use(system: dict, params=None):
+        import time
+
+        with PuddleHook(puddle_conn_id=params["conn"]) as hook:
+            creds = hook.get_system_credentials(system["id"])
+            print("DAI at", creds.url, "as", creds.username)
+        time.sleep(int(params["hold"]))
+        return creds.url
+
+    terminate = PuddleTerminateSystemOperator(
+        task_id="terminate", puddle_conn_id="{{{{ params.conn }}}}",
+        system_id="{{{{ ti.xcom_pull(task_ids='create')['id'] }}}}", deferrable=True, poll_interval=1,
+        **RACE_RETRIES,
+    )
+    use(create.output) >> terminate.as_teardown(setups=create)
+'''
+
+_ADOPT = '''
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False, default_args=RACE_RETRIES):
+    PuddleCreateSystemOperator(
+        task_id="create", puddle_conn_id="{conn}", name="{name}", deferrable=True, poll_interval=1, **DAI,
+    )
+'''
+
+WAITS_CONN = "puddle_waits"
+WAITS_POLL_S = 2
+SHORT_TIMEOUT_S = 100
+ADOPT_CONN = "puddle_fast"
+ADOPT_NAME = "rel-adopt"
+
+
+def write(dags: Path, waits: int, short_waits: int) -> list[str]:
+    """Write every scenario's DAG file into ``dags``; returns the DAG ids.
+
+    ``waits`` deferred waits in all: ``waits - short_waits`` in ``rel_waits``, ``short_waits`` in ``rel_waits_short``.
+    """
+    sources = {
+        WAITS_DAG_ID: _WAITS.format(dag_id=WAITS_DAG_ID, default_args="RACE_RETRIES", conn=WAITS_CONN,
+                                    poll=WAITS_POLL_S, timeout=1200, prefix="w", count=waits - short_waits),
+        # no retries: a timed-out wait must fail, and say so
+        SHORT_DAG_ID: _WAITS.format(dag_id=SHORT_DAG_ID, default_args='{"retries": 0}', conn=WAITS_CONN,
+                                    poll=WAITS_POLL_S, timeout=SHORT_TIMEOUT_S, prefix="s", count=short_waits),
+        PIPELINE_DAG_ID: _PIPELINE.format(dag_id=PIPELINE_DAG_ID, create_retries="**RACE_RETRIES"),
+        # no retries on create: a retry would replace the failed system, and this run is about the failure
+        BOOTFAIL_DAG_ID: _PIPELINE.format(dag_id=BOOTFAIL_DAG_ID, create_retries="retries=0"),
+        ADOPT_DAG_ID: _ADOPT.format(dag_id=ADOPT_DAG_ID, conn=ADOPT_CONN, name=ADOPT_NAME),
+    }
+    for dag_id, source in sources.items():
+        (dags / f"{dag_id}.py").write_text(_HEADER + source)
+    example = Path(__file__).resolve().parents[1] / "example_dags" / f"{STOP_IDLE_DAG_ID}.py"
+    shutil.copy(example, dags / example.name)
+    return [*sources, STOP_IDLE_DAG_ID]

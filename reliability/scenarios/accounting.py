@@ -1,0 +1,107 @@
+"""After the scenarios: systems created against those expected, every wait ended once, the race's retries.
+
+* systems: each emulator holds exactly the systems the scenarios said they would create (by
+  name, no duplicates), and every system a teardown (or ``terminate_on_failure``) was to end is
+  terminated;
+* waits: every deferral of every task (each try's trigger logs, whichever triggerers ran it)
+  fired exactly one event, or none when Airflow's own trigger timeout ended it;
+* the race apache/airflow#72716 / #71580: the scheduler's "state mismatch" failures (a stale
+  executor event failing a task that had just deferred or resumed), each task it hit, and
+  whether that task recovered through its retries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+from reliability.airflow import log_records
+from reliability.procs import listeners, tree
+from reliability.report import Row
+from reliability.scenarios.common import FIRED, TERMINATED
+from reliability.stack import Stack
+
+
+def systems_row(stack: Stack) -> Row:
+    created = expected = duplicates = 0
+    missing: list[str] = []
+    unexpected: list[str] = []
+    ended = should_end = 0
+    left: list[str] = []
+    for name in stack.emulators:
+        systems = stack.systems(name)
+        names = [s["name"] for s in systems]
+        want = stack.expected.get(name, set())
+        created, expected = created + len(names), expected + len(want)
+        duplicates += len(names) - len(set(names))
+        missing += sorted(want - set(names))
+        unexpected += sorted(set(names) - want)
+        for system in systems:
+            if system["name"] in stack.must_be_terminated.get(name, set()):
+                should_end += 1
+                if system["status"] == TERMINATED:
+                    ended += 1
+                else:
+                    left.append(f"{system['name']} ({name})")
+    observed = (f"{created} systems created on {len(stack.emulators)} emulators, {expected} expected; "
+                f"{duplicates} duplicates, missing {missing[:5] or 0}, unexpected {unexpected[:5] or 0}; "
+                f"{ended}/{should_end} that a teardown was to end are terminated{f', left: {left}' if left else ''}")
+    holds = created == expected and not missing and not unexpected and duplicates == 0 and ended == should_end
+    return Row("final accounting: systems", "created == expected; none left running that a teardown should end",
+               observed, holds)
+
+
+def waits_row(stack: Stack) -> Row:
+    """One verdict per deferral: the trigger logs of one try of one task instance."""
+    events: dict[tuple[str, str], int] = defaultdict(int)
+    for path in (stack.deployment.home / "logs").rglob("*.log.trigger.*.log"):
+        key = (str(path.parent), path.name.split(".log.trigger.")[0])  # (task instance folder, attempt=N)
+        events[key] += sum(1 for r in log_records(path) if r.get("event") == FIRED)
+    once = timeouts = 0
+    bad: list[str] = []
+    for (folder, attempt), fired in events.items():
+        if fired == 1:
+            once += 1
+            continue
+        worker_log = Path(folder) / f"{attempt}.log"
+        try:
+            timed_out = fired == 0 and "TaskDeferralTimeout" in worker_log.read_text(errors="replace")
+        except OSError:
+            timed_out = False
+        if timed_out:
+            timeouts += 1
+        else:
+            bad.append(f"{folder.split('/logs/')[-1]}/{attempt}: {fired} events")
+    observed = (f"{len(events)} deferrals in all runs: {once} ended with one event, {timeouts} by Airflow's "
+                f"trigger timeout, {len(bad)} otherwise{f' {bad[:3]}' if bad else ''}")
+    return Row("final accounting: waits", "every deferred wait ended exactly once", observed,
+               not bad and len(events) > 0)
+
+
+def race_row(stack: Stack) -> Row:
+    """The scheduler records each such failure in the audit log as event ``state mismatch``
+    (``process_executor_events`` in Airflow 3.3's scheduler)."""
+    dep = stack.deployment
+    hits = dep.db.query("SELECT dag_id, task_id, run_id, map_index FROM log WHERE event = 'state mismatch'")
+    failed_tries = dep.db.query("SELECT count(*) FROM task_instance_history WHERE state IN ('failed', 'up_for_retry')")
+    final = {(r[0], r[1], r[2], int(r[3])): r[4] for r in dep.db.query(
+        "SELECT dag_id, task_id, run_id, map_index, state FROM task_instance")}
+    hit_tis = {(h[0], h[1], h[2], -1 if h[3] is None else int(h[3])) for h in hits}
+    recovered = sum(final.get(k) == "success" for k in hit_tis)
+    observed = (f"{len(hits)} 'state mismatch' failures in the audit log on {len(hit_tis)} task instances, "
+                f"{recovered} of them ended success after a retry; {failed_tries[0][0]} failed tries retried in all")
+    return Row("Airflow race #72716/#71580", "survived by retries (the operators are idempotent); counted",
+               observed, recovered == len(hit_tis))
+
+
+def loopback_row(stack: Stack) -> Row:
+    """Every listening socket of the run's processes (log servers included) is on loopback."""
+    found = listeners(tree(stack.pids()))
+    outside = [f"{who} on {where}" for who, where, loopback in found if not loopback]
+    observed = f"{len(found)} listening sockets of the run's processes, {len(outside)} beyond loopback {outside[:3]}"
+    return Row("loopback only", "every listener on 127.0.0.1 (no log server on other interfaces)", observed,
+               not outside and len(found) >= len(stack.ports()))
+
+
+def run(stack: Stack) -> list[Row]:
+    return [systems_row(stack), waits_row(stack), race_row(stack), loopback_row(stack)]
