@@ -26,7 +26,6 @@ from reliability.procs import RUN_MARKER, Service, free_port, wait_until
 
 STARTUP_TIMEOUT_S = 180.0
 FINISHED = ("success", "failed")
-TI_DONE = ("success", "failed", "skipped", "upstream_failed", "removed")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _LOOPBACK = "127.0.0.1,localhost,::1"
 
@@ -71,11 +70,6 @@ class AirflowApi:
                 raise ApiError(f"GET /auth/token answered {status}")
             self._token = str(body["access_token"])
         return self._token
-
-    @property
-    def token(self) -> str:
-        """A bearer token (what the UI keeps in its ``_token`` cookie)."""
-        return self._token_value()
 
     def request(self, method: str, path: str, body: Any = None, *, auth: bool = True,
                 timeout: float = 60) -> tuple[int, Any]:
@@ -333,10 +327,6 @@ class Deployment:
         if stored.startswith("{"):
             return stored
         return Fernet(self.fernet_key.encode()).decrypt(stored.encode()).decode()
-
-    def task_logs(self, dag_id: str, run_id: str) -> list[Path]:
-        """Every log file of the run's tasks: worker logs and trigger logs, mapped tasks included."""
-        return sorted((self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}").rglob("*.log"))
 
     def trigger_log(self, dag_id: str, run_id: str, task_id: str) -> str:
         """The trigger logs of a task (every try, every triggerer), one ``timestamp level event`` a line."""

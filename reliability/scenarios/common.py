@@ -15,7 +15,6 @@ TERMINATED = System.SYSTEM_STATUS_TERMINATED.code
 STOPPED = System.SYSTEM_STATUS_STOPPED.code
 STARTED = System.SYSTEM_STATUS_STARTED.code
 STOPPING = System.SYSTEM_STATUS_STOPPING.code
-FAILED = System.SYSTEM_STATUS_FAILED.code
 
 
 def ti(dep: Deployment, dag_id: str, run_id: str, task_id: str) -> dict[str, Any] | None:
