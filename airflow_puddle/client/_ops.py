@@ -183,20 +183,8 @@ class SystemsOps(BaseCloudClient):
     POLL_TIMEOUT_MINUTES: float = 20
     """Minutes to wait for an operation (such as a system start) to complete."""
 
-    def _create(
-        self,
-        name: str,
-        disk_size_gb: int | None,
-        image: Image | str | None,
-        product: Product | str | None,
-        version: str | None,
-        instance_type: InstanceType | str | None,
-        instance_type_name: str | None,
-        idle_interval: int | None,
-        tags: list[TagData] | None,
-    ) -> Op[System]:
-        args = self._create_args(name, disk_size_gb, image, product, version, instance_type, instance_type_name,
-                                 idle_interval, tags)
+    def _create(self, args: CreateArgs) -> Op[System]:
+        """Create from arguments :meth:`_create_args` checked (the twins call it before anything is sent)."""
         request = system_service_pb2.CreateSystemRequest(
             cloud=self._cloud.id, name=args.name, disk_size_gb=args.disk_size_gb, image_id=args.image_id or "",
             product=args.product or "", version=args.version or "", instance_type_id=args.instance_type_id or "",

@@ -61,8 +61,9 @@ class AsyncSystemsClient(AsyncDriver, SystemsOps):
         tags: list[TagData] | None = None,
     ) -> System:
         """Async version of :meth:`SystemsClient.create`."""
-        return await self._run(self._create(name, disk_size_gb, image, product, version, instance_type,
-                                            instance_type_name, idle_interval, tags))
+        args = self._create_args(name, disk_size_gb, image, product, version, instance_type, instance_type_name,
+                                 idle_interval, tags)  # checked here, before anything is sent
+        return await self._run(self._create(args))
 
     async def fail(self, system_id: str) -> System:
         """Async version of :meth:`SystemsClient.fail`."""

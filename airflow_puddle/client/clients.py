@@ -55,8 +55,8 @@ class SystemsClient(SyncDriver, SystemsOps):
         tags: list[TagData] | None = None,
     ) -> System:
         """Create a system; returns without waiting. Raises :class:`ValidationFailedError`."""
-        return self._run(self._create(name, disk_size_gb, image, product, version, instance_type,
-                                      instance_type_name, idle_interval, tags))
+        return self._run(self._create(self._create_args(name, disk_size_gb, image, product, version, instance_type,
+                                                        instance_type_name, idle_interval, tags)))
 
     def fail(self, system_id: str) -> System:
         """Mark a system in transition as failed. Raises :class:`PreconditionFailedError`."""

@@ -23,6 +23,7 @@ import grpc
 
 from airflow_puddle.client import validation
 from airflow_puddle.client._drivers import Call, Op
+from airflow_puddle.client._ops import CreateArgs
 from airflow_puddle.client._transport import Rpc
 from airflow_puddle.client.async_clients import AsyncSystemsClient
 from airflow_puddle.client.clients import ImagesClient, InstanceTypesClient, SystemsClient, TagsClient
@@ -39,7 +40,7 @@ from airflow_puddle.client.errors import (
 )
 from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
 from airflow_puddle.domain.clouds import CloudProvider
-from airflow_puddle.domain.products import ALL_PRODUCTS, Product
+from airflow_puddle.domain.products import ALL_PRODUCTS
 from airflow_puddle.hooks import translate
 
 OFFICIAL_PACKAGE = "puddle.client"
@@ -272,13 +273,7 @@ class OfficialSystemsOps(OfficialBase):
     def _cu_info(self) -> Op[CUConsumptionInfo]:
         return translate.to_cu_info((yield from self._call("get_cu_consumption_info")))
 
-    def _create(
-        self, name: str, disk_size_gb: int | None, image: Image | str | None, product: Product | str | None,
-        version: str | None, instance_type: InstanceType | str | None, instance_type_name: str | None,
-        idle_interval: int | None, tags: list[TagData] | None,
-    ) -> Op[System]:
-        args = self._create_args(name, disk_size_gb, image, product, version, instance_type, instance_type_name,
-                                 idle_interval, tags)  # our rules, before anything is sent
+    def _create(self, args: CreateArgs) -> Op[System]:
         their_image = (yield from self._pick("ImagesClient", "image", args.image_id)) if args.image_id else None
         their_type = ((yield from self._pick("InstanceTypesClient", "instance_type", args.instance_type_id))
                       if args.instance_type_id else None)
