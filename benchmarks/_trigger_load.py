@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -35,12 +36,21 @@ IDLE_PROBE_S = 1.0
 
 
 class Sampler:
-    """Event-loop lag (how late a ``sleep(LAG_PERIOD_S)`` wakes) and peak RSS, for the whole phase."""
+    """Event-loop lag (how late a ``sleep(LAG_PERIOD_S)`` wakes), peak RSS and garbage-collector pauses."""
 
     def __init__(self) -> None:
         self.lags: list[tuple[float, float]] = []
+        self.gc_pauses: list[tuple[float, int, float]] = []  # (wall time, generation, seconds)
         self.rss_peak = 0
         self._ps = psutil.Process()
+        self._gc_started = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.append((time.time(), info["generation"], time.perf_counter() - self._gc_started))
 
     async def run(self) -> None:
         last_rss = 0.0
@@ -150,6 +160,7 @@ async def load(args: argparse.Namespace, ids: list[str], report: Any, opened: li
         "rss0_mb": rss0 / 2**20, "rss_peak_mb": max(sampler.rss_peak, rss0) / 2**20, "channels": opened[0],
         "lags": [lag for t, lag in sampler.lags if t0 <= t <= end],
         "start_lags": [lag for t, lag in sampler.lags if t0 <= t <= created + args.interval],
+        "gc_pauses": [[gen, s] for t, gen, s in sampler.gc_pauses if t0 <= t <= end],
         "events": phase.events, "problems": phase.problems, "unfinished": len(pending),
     }
 

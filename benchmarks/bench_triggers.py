@@ -52,6 +52,8 @@ def figures(n: int, mode: str, raw: dict[str, Any], calls: dict[str, int], stops
         "emulator_cpu_per_min": emulator_cpu_s / duration * 60,
         "lag_ms": [1e3 * percentile(raw["lags"], q) for q in (50, 99, 100)],
         "start_lag_ms": [1e3 * percentile(raw["start_lags"], q) for q in (50, 99, 100)],
+        "gc_full": [1e3 * s for gen, s in raw["gc_pauses"] if gen == 2],
+        "gc_max_ms": 1e3 * max((s for _gen, s in raw["gc_pauses"]), default=0.0),
         "detect_s": [percentile(detection, q) for q in (50, 99, 100)],
         "rss_kb_per_trigger": (raw["rss_peak_mb"] - raw["rss0_mb"]) * 1024 / n,
         "success": statuses["success"], "errors": n - statuses["success"],
@@ -125,6 +127,7 @@ def table(results: list[dict[str, Any]]) -> None:
         ("emulator CPU s per minute", lambda r: f"{r['emulator_cpu_per_min']:.2f}"),
         ("loop lag p50/p99/max ms", lambda r: "{:.1f} / {:.1f} / {:.0f}".format(*r["lag_ms"])),
         ("  start p50/p99/max ms", lambda r: "{:.1f} / {:.1f} / {:.0f}".format(*r["start_lag_ms"])),
+        ("GC pause max ms (full collections)", lambda r: f"{r['gc_max_ms']:.0f} ({len(r['gc_full'])})"),
         ("detection p50/p99/max s", lambda r: "{:.2f} / {:.2f} / {:.2f}".format(*r["detect_s"])),
         ("RSS per trigger KiB", lambda r: f"{r['rss_kb_per_trigger']:.1f}"),
         ("trigger log lines (warnings)", lambda r: f"{r['log_lines']} ({r['log_warnings']})"),
@@ -178,6 +181,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 100 and 1,000, 10 s window (make bench)")
     parser.add_argument("--sizes", type=int, nargs="*", help="override the N values")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES),
+                        help="run only these phases (targets that compare the two need both)")
     args = parser.parse_args()
     sizes = args.sizes or ((100, 1000) if args.quick else (100, 1000, 5000))
     window = 10.0 if args.quick else 30.0
@@ -191,10 +196,10 @@ def main() -> None:
             if len(created) < n:
                 created += emu.call("create", n=n - len(created))["ids"]
             ids = created[:n]
-            for mode in MODES:
+            for mode in args.modes:
                 emu.call("start", ids=ids)
                 by[n, mode] = run_phase(emu, ids, mode, window, Path(tmp), rng)
-            table([by[n, mode] for mode in MODES])
+            table([by[n, mode] for mode in args.modes])
     print()
     targets(by)
 

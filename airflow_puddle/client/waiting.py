@@ -187,6 +187,10 @@ class WaitTracker:
     def _gives_up(self, now: float) -> str:
         return "" if math.isinf(self.deadline) else f", gives up in {duration(self.deadline - now)}"
 
+    def next_due(self) -> float:
+        """Unix time by which this wait must be judged even if nothing changes: its deadline or next heartbeat."""
+        return min(self.deadline, self._said_at + self.heartbeat_s)
+
     def sleep_for(self, poll_interval_s: float, now: float) -> float:
         """Seconds to sleep before the next poll: the interval, but never past the deadline."""
         return max(0.0, min(poll_interval_s, self.deadline - now))

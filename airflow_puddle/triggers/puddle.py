@@ -11,10 +11,12 @@ engine. :meth:`~PuddleSystemStateTrigger.run` is the same filter over a private 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
+from airflow.configuration import conf
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_puddle.domain.lifecycle import check_wait_target
@@ -30,7 +32,8 @@ from airflow_puddle.hooks.api import (
     validate_system_id,
 )
 from airflow_puddle.hooks.puddle import PuddleHook
-from airflow_puddle.triggers.stream import SystemsSnapshot, poll_systems, watch
+from airflow_puddle.triggers.stream import SystemsSnapshot, poll_systems, stream_key, watch
+from airflow_puddle.triggers.wakeups import EVERY, OUTAGE, Board, state_key
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, WaitEvent, error_event, outcome_event
 
 
@@ -127,7 +130,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         """Waits on one connection, cloud and poll interval share one poll (``None`` with ``shared=False``)."""
         if not self.shared:
             return None
-        return ("puddle-systems", self.puddle_conn_id, self.cloud or "", self.poll_interval)
+        return stream_key(self.puddle_conn_id, self.cloud, self.poll_interval)
 
     @classmethod
     async def open_shared_stream(cls, kwargs: dict[str, Any]) -> AsyncIterator[Any]:
@@ -144,26 +147,53 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             async for event in watch(self, shared_stream):
                 yield event
             return
+        async for event in self._follow(shared_stream, park=True):
+            yield event
+
+    async def _follow(self, stream: AsyncIterator[Any], *, park: bool) -> AsyncIterator[TriggerEvent]:
+        """Judge snapshots until the wait ends. With ``park``, wait on the poll's board between two changes.
+
+        Parked, a wait is not woken by each snapshot the manager queues for it, only when its
+        system changes, Puddle fails or comes back, or its tracker is due (:mod:`.wakeups`).
+        """
+        assert self.deadline is not None
         tracker = WaitTracker(self.system_id, self.target, self.deadline, time.time(), narrator(self.log))
-        async for snapshot in shared_stream:
+        key = self.shared_stream_key()
+        board = Board.find(key) if park and key is not None else None
+        after, seen = (board.seq if board is not None else 0), EVERY
+        last: SystemsSnapshot | None = None  # the snapshot judged last
+        while True:
+            if board is None:
+                snapshot: SystemsSnapshot = await anext(stream)
+            else:
+                due = self.deadline if last is None else tracker.next_due()
+                await board.park(self.system_id, seen, after, min(due - time.time(), self._drain_every_s()))
+                snapshot = await board.catch_up(stream, last, after)
             if snapshot.permanent and snapshot.error is not None:
                 yield self._error(f"{type(snapshot.error).__name__}: {snapshot.error}")
                 return
-            outcome = await self._judge(tracker, snapshot)
+            outcome, seen = await self._judge(tracker, snapshot)
             if outcome is not None:
                 yield TriggerEvent(outcome_event(outcome, deadline=tracker.deadline, owns_system=self.owns_system))
                 return
+            board, after, last = (snapshot.board if park else None), snapshot.seq, snapshot
 
-    async def _judge(self, tracker: WaitTracker, snapshot: SystemsSnapshot) -> WaitOutcome | None:
+    def _drain_every_s(self) -> float:
+        """A parked wait takes its queued snapshots at least this often: before half the queue's bound."""
+        return self.poll_interval * _snapshots_between_drains()
+
+    async def _judge(self, tracker: WaitTracker, snapshot: SystemsSnapshot) -> tuple[WaitOutcome | None, object]:
+        """The tracker's verdict on a snapshot, and what of the system it saw (see :meth:`Board.park`)."""
         if snapshot.error is not None:
-            return tracker.unavailable(snapshot.error, time.time())
+            return tracker.unavailable(snapshot.error, time.time()), OUTAGE
         system = snapshot.systems.get(self.system_id)
         if system is None and snapshot.client is not None:  # not listed: terminated, or never there
             try:
                 system = await snapshot.client.get(self.system_id)
             except PuddleUnavailableError as err:
-                return tracker.unavailable(err, time.time())
-        return tracker.observe(system, time.time())
+                return tracker.unavailable(err, time.time()), EVERY
+            return tracker.observe(system, time.time()), EVERY
+        return tracker.observe(system, time.time()), state_key(system)
 
     # ------------------------------------------------------------------ standalone
 
@@ -173,12 +203,13 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             async for event in self._poll_alone():
                 yield event
             return
-        stream = type(self).open_shared_stream(self.serialize()[1])
+        stream = poll_systems(self.serialize()[1], shared=False)
         try:
-            async for event in self.filter_shared_stream(stream):
+            events = watch(self, stream) if self.deadline is None else self._follow(stream, park=False)
+            async for event in events:
                 yield event
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
 
     async def _poll_alone(self) -> AsyncIterator[TriggerEvent]:
         """One GetSystem per interval for this trigger alone: the baseline the shared poll is measured against."""
@@ -226,6 +257,12 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             self.log.warning("Task killed; could not terminate system %s: %s", self.system_id, err)
         finally:
             await client.authorizer.close()  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _snapshots_between_drains() -> int:
+    """How many snapshots a parked wait lets the manager queue before it takes them: half the queue's bound."""
+    return max(1, conf.getint("triggerer", "shared_stream_subscriber_queue_size", fallback=1024) // 2)
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()

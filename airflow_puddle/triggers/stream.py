@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, AsyncIterator, Hashable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import TriggerEvent
@@ -20,6 +20,7 @@ from airflow.triggers.base import TriggerEvent
 from airflow_puddle.domain.lifecycle import wait_verdict
 from airflow_puddle.hooks.api import AsyncSystemsClient, PuddleError, PuddleUnavailableError, System
 from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.triggers.wakeups import Board
 
 if TYPE_CHECKING:
     from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
@@ -37,6 +38,7 @@ class SystemsSnapshot:
     ``permanent`` marks an error that polling again cannot fix (a rejected key, a broken
     connection): each waiting trigger ends with an error event. ``client`` is the poll's own
     client, for a GetSystem of a system the list no longer shows (terminated systems leave it).
+    ``seq`` numbers the poll's snapshots from 1; ``board`` is where its waits park between changes.
     """
 
     taken_at: float
@@ -44,6 +46,8 @@ class SystemsSnapshot:
     error: PuddleError | None = None
     permanent: bool = False
     client: AsyncSystemsClient | None = field(default=None, repr=False)
+    seq: int = 0
+    board: Board | None = field(default=None, repr=False)
 
 
 async def _list_once(client: AsyncSystemsClient, timeout_s: float) -> SystemsSnapshot:
@@ -59,15 +63,24 @@ async def _list_once(client: AsyncSystemsClient, timeout_s: float) -> SystemsSna
     return SystemsSnapshot(time.time(), {s.id: s for s in systems}, client=client)
 
 
-async def poll_systems(kwargs: Mapping[str, Any]) -> AsyncIterator[SystemsSnapshot]:
+def stream_key(conn_id: str, cloud: str | None, poll_interval: float) -> Hashable:
+    """The shared-stream key of a poll: waits on one connection, cloud and interval share it."""
+    return ("puddle-systems", conn_id, cloud or "", poll_interval)
+
+
+async def poll_systems(kwargs: Mapping[str, Any], *, shared: bool = True) -> AsyncGenerator[SystemsSnapshot, None]:
     """Yield a snapshot of the connection's systems every ``poll_interval`` seconds, forever.
 
     Uses only the fields of the shared-stream key: ``puddle_conn_id``, ``cloud``, ``poll_interval``.
+    ``shared``: the manager's poll, whose board new waits on the key find; a private one's is unlisted.
     """
     conn_id, interval = str(kwargs["puddle_conn_id"]), float(kwargs["poll_interval"])
+    key = stream_key(conn_id, kwargs.get("cloud"), interval)
+    board = Board.open(key) if shared else Board(key)  # waits park from now on
     try:
         client = await PuddleHook(conn_id, cloud=kwargs.get("cloud")).aget_systems_client()
     except Exception as err:  # a broken connection: every subscriber ends with this error
+        board.close()
         broken = PuddleError(f"connection {conn_id!r}: {err}")
         while True:
             yield SystemsSnapshot(time.time(), error=broken, permanent=True)
@@ -76,12 +89,15 @@ async def poll_systems(kwargs: Mapping[str, Any]) -> AsyncIterator[SystemsSnapsh
     try:
         while True:
             started = time.monotonic()
-            snapshot = await _list_once(client, timeout_s)
+            board.seq += 1
+            snapshot = replace(await _list_once(client, timeout_s), seq=board.seq, board=board)
             if snapshot.error is not None:
                 log.warning("Listing Puddle systems on %r failed; polling on: %s", conn_id, snapshot.error)
-            yield snapshot
+            yield snapshot  # the manager queues it for every subscriber before it asks for the next
+            await board.publish(snapshot)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
     finally:
+        board.close()
         await client.authorizer.close()  # type: ignore[attr-defined]
 
 

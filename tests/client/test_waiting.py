@@ -46,6 +46,18 @@ def test_a_long_boot_narrates_each_change_and_a_heartbeat_every_minute() -> None
     assert outcome is not None and outcome.kind == "reached" and outcome.elapsed_s == 255
 
 
+def test_a_wait_is_next_due_at_its_heartbeat_or_its_deadline() -> None:
+    lines: list[WaitProgress] = []
+    judge = tracker(lines, timeout=90)
+    assert judge.next_due() == -math.inf  # nothing said yet: judge now
+    judge.observe(system(System.SYSTEM_STATUS_INITIALIZING), T0 + 5)
+    assert judge.next_due() == T0 + 5 + 60  # the heartbeat
+    judge.observe(system(System.SYSTEM_STATUS_INITIALIZING), T0 + 65)
+    assert judge.next_due() == T0 + 90  # the deadline comes before the next heartbeat
+    judge.unavailable(PuddleUnavailableError("down"), T0 + 70)
+    assert judge.next_due() == T0 + 90
+
+
 def test_the_judge_ends_a_wait_as_the_domain_says() -> None:
     lines: list[WaitProgress] = []
     failed = tracker(lines).observe(system(System.SYSTEM_STATUS_FAILED), T0 + 1)
