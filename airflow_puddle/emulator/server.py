@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -32,6 +32,7 @@ from airflow_puddle.emulator.limits import (
     setting_port,
     setting_tls,
 )
+from airflow_puddle.emulator.pool import HandlerPool
 from airflow_puddle.emulator.servicers import TOKEN_METADATA_KEY, acting_as, add_servicers, token_from_metadata
 from airflow_puddle.emulator.state import PuddleBackend
 
@@ -55,6 +56,8 @@ SERVER_OPTIONS = (
 )
 """gRPC server options: room for a burst of queued calls (see the module docstring), and no
 ``SO_REUSEPORT``, with which a second emulator on a port in use would start and take half the calls."""
+MAX_HANDLER_THREADS = 64
+"""Threads the handlers may use at most: the runners, and a stand-in for each call sleeping in injected latency."""
 WATCH_INTERVAL_S = 1.0
 """How often a running server checks that its database file is still there."""
 
@@ -97,10 +100,11 @@ class FaultInterceptor(_WrappingInterceptor):
     A delay ends early, with ``UNAVAILABLE``, once ``stopping`` is set: a shutdown never waits for it.
     """
 
-    def __init__(self, faults: FaultRegistry, stopping: threading.Event) -> None:
+    def __init__(self, faults: FaultRegistry, stopping: threading.Event, pool: HandlerPool) -> None:
         super().__init__()
         self._faults = faults
         self._stopping = stopping
+        self._pool = pool
 
     def wrap(self, handler: grpc.RpcMethodHandler | None, path: str) -> grpc.RpcMethodHandler | None:
         if handler is None or handler.unary_unary is None:
@@ -108,14 +112,17 @@ class FaultInterceptor(_WrappingInterceptor):
         if not path.startswith(_PUDDLE_PREFIX) or path.startswith(_ADMIN_PREFIX):
             return handler
         method = path.rsplit("/", 1)[-1]
-        faults, stopping = self._faults, self._stopping
+        faults, stopping, pool = self._faults, self._stopping, self._pool
 
         def wrap(inner: _Behavior) -> _Behavior:
             def behavior(request: Any, context: grpc.ServicerContext) -> Any:
-                # Runs on a worker thread, so sleeping here delays only this call.
+                # Runs on one of the pool's few runners: it lends its place while it sleeps.
                 delay = faults.latency(method)
-                if delay > 0 and stopping.wait(delay):
-                    context.abort(grpc.StatusCode.UNAVAILABLE, "the emulator is shutting down")
+                if delay > 0:
+                    with pool.lend():
+                        shutting_down = stopping.wait(delay)
+                    if shutting_down:
+                        context.abort(grpc.StatusCode.UNAVAILABLE, "the emulator is shutting down")
                 fault = faults.check(method)
                 if fault is not None:
                     log.info("injecting %s into %s", fault[0].name, method)
@@ -201,14 +208,14 @@ class EmulatorServer:
         step_seconds: float = 2.0,
         cu_capacity: int = 64,
         faults: FaultRegistry | None = None,
-        max_workers: int = 16,
+        runners: int = 4,
         tls: tuple[bytes, bytes] | None = None,
     ) -> None:
         self._tls = setting_tls(tls)
         self._host = setting_host(host)
         self._requested_port = setting_port(port)
         self._port: int | None = None
-        self._max_workers = setting_int("max_workers", max_workers, minimum=1)
+        self._runners = setting_int("runners", runners, minimum=1, maximum=MAX_HANDLER_THREADS)
         self._faults = faults if faults is not None else FaultRegistry()
         self._backend = PuddleBackend(
             db_path,
@@ -248,9 +255,10 @@ class EmulatorServer:
         """Bind, start serving, and return :attr:`address`; ``EmulatorConfigError`` when the port cannot be bound."""
         if self._server is not None:
             raise RuntimeError("the emulator server is already started")
+        pool = HandlerPool(self._runners, MAX_HANDLER_THREADS)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="puddle-emulator"),
-            interceptors=[FaultInterceptor(self._faults, self._stopping), AuthInterceptor(self._backend)],
+            cast(futures.ThreadPoolExecutor, pool),  # grpc only calls submit()
+            interceptors=[FaultInterceptor(self._faults, self._stopping, pool), AuthInterceptor(self._backend)],
             options=SERVER_OPTIONS,
         )
         services = add_servicers(server, self._backend, self._faults)
