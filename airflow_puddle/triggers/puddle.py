@@ -2,10 +2,11 @@
 
 In a triggerer with Airflow 3.3's shared streams, every wait on one connection (and cloud
 and poll interval) shares one poll: one login, one channel, one ListSystems per interval
-(:mod:`airflow_puddle.triggers.stream`), fanned out to each trigger's
+(:mod:`airflow_puddle.triggers.stream`), queued for each trigger's
 :meth:`~PuddleSystemStateTrigger.filter_shared_stream`, which judges it with the client's wait
-engine. :meth:`~PuddleSystemStateTrigger.run` is the same filter over a private stream, for
-``dag.test()`` and triggerers without the manager; ``shared=False`` polls the one system instead.
+engine when the poll wakes it (:mod:`airflow_puddle.triggers.wakeups`). :meth:`~PuddleSystemStateTrigger.run`
+judges every snapshot of a private poll, for ``dag.test()`` and triggerers without the manager;
+``shared=False`` polls the one system instead.
 """
 
 from __future__ import annotations

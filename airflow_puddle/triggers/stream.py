@@ -1,8 +1,8 @@
 """One poll of a Puddle connection's systems, shared by every wait on it in a triggerer.
 
 :func:`poll_systems` lists the systems once per interval over one login and one channel
-and yields a :class:`SystemsSnapshot` each time, also when the poll failed, so that every
-subscriber still checks its own deadline. It is what
+and yields a :class:`SystemsSnapshot` each time, also when the poll failed, then wakes the
+waits it concerns (:class:`~airflow_puddle.triggers.wakeups.Board`). It is what
 :meth:`PuddleSystemStateTrigger.open_shared_stream` runs for a whole shared-stream group.
 """
 
