@@ -97,3 +97,31 @@ async def test_a_wait_after_a_poll_cancelled_while_logging_in_gets_its_event(
         assert time.monotonic() - started < 4
     finally:
         await manager.stop_all()
+
+
+async def test_a_target_reached_between_the_last_snapshot_and_the_deadline_is_not_a_timeout(
+    puddle_conn: str, client: SystemsClient
+) -> None:
+    """The wait is judged on a snapshot taken at or after its deadline, as before: not on the stale one before it.
+
+    Polls every 2 s; the system is Started in the first snapshot, stopped a moment later (Stopped well
+    before the 1 s deadline), and the next snapshot (2 s) shows it Stopped: the wait succeeded.
+    """
+    system = client.wait_for_system_started(client.create("stopped-in-time", **DAI).id)
+    manager = SharedStreamManager()
+    wait = PuddleSystemStateTrigger(system_id=system.id, target="stopped", deadline=time.time() + 1.0,
+                                    poll_interval=2.0)
+
+    async def stop_soon() -> float:
+        await asyncio.sleep(0.15)  # after the first snapshot
+        await asyncio.to_thread(client.stop, system.id)
+        await asyncio.to_thread(client.wait_for_system_stopped, system.id)
+        return time.time()
+
+    try:
+        stopping = asyncio.create_task(stop_soon())
+        event = await asyncio.wait_for(as_the_triggerer(manager, 1, wait), 15)
+        assert await stopping < wait.deadline  # Stopped before the deadline
+        assert event["status"] == "success", event["message"]
+    finally:
+        await manager.stop_all()
