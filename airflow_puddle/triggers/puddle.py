@@ -170,6 +170,10 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
                 due = self.deadline if last is None else tracker.next_due()
                 await board.park(self.system_id, seen, after, min(due - time.time(), self._drain_every_s()))
                 snapshot = await board.catch_up(stream, last, after)
+                if snapshot.taken_at < self.deadline <= time.time():
+                    # Woken at the deadline: judge it on a look taken since, as the per-snapshot filter did,
+                    # not on the last one (up to an interval old: the target may have been reached since).
+                    snapshot = await anext(stream)
             if snapshot.permanent and snapshot.error is not None:
                 yield self._error(f"{type(snapshot.error).__name__}: {snapshot.error}")
                 return

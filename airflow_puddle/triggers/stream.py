@@ -79,8 +79,11 @@ async def poll_systems(kwargs: Mapping[str, Any], *, shared: bool = True) -> Asy
     board = Board.open(key) if shared else Board(key)  # waits park from now on
     try:
         client = await PuddleHook(conn_id, cloud=kwargs.get("cloud")).aget_systems_client()
-    except Exception as err:  # a broken connection: every subscriber ends with this error
-        board.close()
+    except BaseException as err:
+        board.close()  # also when cancelled while logging in: no wait may park on a board nobody publishes
+        if not isinstance(err, Exception):
+            raise
+        # a broken connection: every subscriber ends with this error
         broken = PuddleError(f"connection {conn_id!r}: {err}")
         while True:
             yield SystemsSnapshot(time.time(), error=broken, permanent=True)
