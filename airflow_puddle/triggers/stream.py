@@ -77,31 +77,31 @@ async def poll_systems(kwargs: Mapping[str, Any], *, shared: bool = True) -> Asy
     conn_id, interval = str(kwargs["puddle_conn_id"]), float(kwargs["poll_interval"])
     key = stream_key(conn_id, kwargs.get("cloud"), interval)
     board = Board.open(key) if shared else Board(key)  # waits park from now on
+    client: AsyncSystemsClient | None = None
     try:
-        client = await PuddleHook(conn_id, cloud=kwargs.get("cloud")).aget_systems_client()
-    except BaseException as err:
-        board.close()  # also when cancelled while logging in: no wait may park on a board nobody publishes
-        if not isinstance(err, Exception):
-            raise
-        # a broken connection: every subscriber ends with this error
-        broken = PuddleError(f"connection {conn_id!r}: {err}")
-        while True:
-            yield SystemsSnapshot(time.time(), error=broken, permanent=True)
-            await asyncio.sleep(interval)
-    timeout_s = max(MIN_POLL_TIMEOUT_S, 2 * interval)
-    try:
+        try:
+            client = await PuddleHook(conn_id, cloud=kwargs.get("cloud")).aget_systems_client()
+        except Exception as err:  # a broken connection: every subscriber ends with this error
+            board.close()
+            broken = PuddleError(f"connection {conn_id!r}: {err}")
+            while True:
+                yield SystemsSnapshot(time.time(), error=broken, permanent=True)
+                await asyncio.sleep(interval)
+        timeout_s = max(MIN_POLL_TIMEOUT_S, 2 * interval)
         while True:
             started = time.monotonic()
-            board.seq += 1
-            snapshot = replace(await _list_once(client, timeout_s), seq=board.seq, board=board)
+            listed = await _list_once(client, timeout_s)
+            board.seq += 1  # only now: a wait that parks while the list is on its way parks for this one
+            snapshot = replace(listed, seq=board.seq, board=board)
             if snapshot.error is not None:
                 log.warning("Listing Puddle systems on %r failed; polling on: %s", conn_id, snapshot.error)
             yield snapshot  # the manager queues it for every subscriber before it asks for the next
             await board.publish(snapshot)
             await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-    finally:
+    finally:  # also when cancelled while logging in: no wait may park on a board nobody publishes to
         board.close()
-        await client.authorizer.close()  # type: ignore[attr-defined]
+        if client is not None:
+            await client.authorizer.close()  # type: ignore[attr-defined]
 
 
 def _find(snapshot: SystemsSnapshot, system_id: str, name: str | None) -> System | None:

@@ -80,7 +80,7 @@ def test_the_limit_caps_stand_ins_and_errors_reach_the_future() -> None:
         pool.submit(lambda: None)
 
 
-@pytest.mark.parametrize("runners, limit", [(0, 4), (5, 4)])
+@pytest.mark.parametrize(("runners", "limit"), [(0, 4), (5, 4)])
 def test_bad_sizes(runners: int, limit: int) -> None:
     with pytest.raises(ValueError, match="runners, limit"):
         HandlerPool(runners, limit)

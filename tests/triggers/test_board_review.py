@@ -12,8 +12,8 @@ from airflow.triggers.shared_stream import SharedStreamManager
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.hooks.puddle import PuddleHook
-from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.triggers import wakeups
+from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.triggers.wakeups import Board
 from tests.triggers.test_parked_waits import DAI
 from tests.triggers.test_shared_stream import trigger
