@@ -52,7 +52,8 @@ class Board:
         self.key = key
         self.seq = 0
         self.closed = False
-        self._parked: dict[str, list[tuple[object, asyncio.Future[None]]]] = {}
+        self._parked: dict[str, dict[asyncio.Future[None], object]] = {}
+        """By system id: each parked wait's future and the state it saw (a dict: O(1) to unpark one)."""
         self._healthy = True
 
     @classmethod
@@ -96,15 +97,11 @@ class Board:
         """Unpark the waits for which ``due(system_id, seen)`` holds; their futures."""
         taken: list[asyncio.Future[None]] = []
         for system_id, parked in list(self._parked.items()):
-            keep = []
-            for seen, future in parked:
+            for future, seen in list(parked.items()):
                 if due(system_id, seen):
                     taken.append(future)
-                else:
-                    keep.append((seen, future))
-            if keep:
-                self._parked[system_id] = keep
-            else:
+                    del parked[future]
+            if not parked:
                 del self._parked[system_id]
         return taken
 
@@ -117,16 +114,15 @@ class Board:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        entry = (seen, future)
-        self._parked.setdefault(system_id, []).append(entry)
+        self._parked.setdefault(system_id, {})[future] = seen
         timer = loop.call_later(max(0.0, timeout_s), _wake, future)
         try:
             await future
         finally:
             timer.cancel()
             parked = self._parked.get(system_id)
-            if parked is not None and entry in parked:
-                parked.remove(entry)
+            if parked is not None:
+                parked.pop(future, None)  # ``seen`` may be None: the list did not show the system
                 if not parked:
                     del self._parked[system_id]
 

@@ -114,6 +114,20 @@ async def test_the_timer_wakes_a_wait_and_leaves_nothing_parked() -> None:
     assert board._parked == {}
 
 
+async def test_waits_on_one_system_leave_one_by_one_and_the_rest_stay_parked() -> None:
+    board = Board("k")
+    await snap(board, {})
+    gone = [await parked(board, "a", None) for _ in range(3)]  # the list did not show "a"
+    listed = [await parked(board, "a", (1, 0)) for _ in range(2)]
+    gone[1].cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone[1]
+    await snap(board, {"a": Listed(1)})  # "a" shows up as (1, 0): only the waits that saw it missing wake
+    assert gone[0].done() and gone[2].done() and not any(w.done() for w in listed)
+    await snap(board, {"a": Listed(2)})
+    assert all(w.done() for w in listed) and board._parked == {}
+
+
 async def test_catching_up_takes_the_newest_queued_snapshot_or_judges_the_last_again() -> None:
     board, queue = Board("k"), asyncio.Queue[SystemsSnapshot]()
     stream = reader(queue)
