@@ -12,13 +12,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from pathlib import Path
-
-from reliability.airflow import log_records
+from reliability.events import fired_events
 from reliability.procs import listeners, tree
 from reliability.report import Row
-from reliability.scenarios.common import FIRED, TERMINATED
+from reliability.scenarios.common import TERMINATED
 from reliability.stack import Stack
 
 
@@ -52,30 +49,31 @@ def systems_row(stack: Stack) -> Row:
 
 
 def waits_row(stack: Stack) -> Row:
-    """One verdict per deferral: the trigger logs of one try of one task instance."""
-    events: dict[tuple[str, str], int] = defaultdict(int)
-    for path in (stack.deployment.home / "logs").rglob("*.log.trigger.*.log"):
-        key = (str(path.parent), path.name.split(".log.trigger.")[0])  # (task instance folder, attempt=N)
-        events[key] += sum(1 for r in log_records(path) if r.get("event") == FIRED)
-    once = timeouts = 0
+    """One verdict per deferral: the event lines of one try of one task instance, over every triggerer."""
+    once = timeouts = elsewhere = 0
     bad: list[str] = []
-    for (folder, attempt), fired in events.items():
-        if fired == 1:
+    logs = stack.deployment.home / "logs"
+    for (dag_id, run_id, task_id, map_index, attempt), fired in fired_events(stack.deployment.home).items():
+        elsewhere += fired.in_triggerer_output
+        if fired.events == 1:
             once += 1
             continue
-        worker_log = Path(folder) / f"{attempt}.log"
+        folder = logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        worker_log = (folder / f"map_index={map_index}" if map_index >= 0 else folder) / f"attempt={attempt}.log"
         try:
-            timed_out = fired == 0 and "TaskDeferralTimeout" in worker_log.read_text(errors="replace")
+            timed_out = fired.events == 0 and "TaskDeferralTimeout" in worker_log.read_text(errors="replace")
         except OSError:
             timed_out = False
         if timed_out:
             timeouts += 1
         else:
-            bad.append(f"{folder.split('/logs/')[-1]}/{attempt}: {fired} events")
-    observed = (f"{len(events)} deferrals in all runs: {once} ended with one event, {timeouts} by Airflow's "
-                f"trigger timeout, {len(bad)} otherwise{f' {bad[:3]}' if bad else ''}")
+            bad.append(f"{dag_id}/{run_id}/{task_id}[{map_index}] try {attempt}: {fired.events} events")
+    total = once + timeouts + len(bad)
+    observed = (f"{total} deferrals in all runs: {once} ended with one event, {timeouts} by Airflow's "
+                f"trigger timeout, {len(bad)} otherwise{f' {bad[:3]}' if bad else ''}; {elsewhere} event lines "
+                f"only in a triggerer's own output")
     return Row("final accounting: waits", "every deferred wait ended exactly once", observed,
-               not bad and len(events) > 0)
+               not bad and total > 0)
 
 
 def race_row(stack: Stack) -> Row:

@@ -10,7 +10,6 @@ from reliability.airflow import Deployment, log_records
 from reliability.procs import wait_until
 from reliability.stack import Stack
 
-FIRED = "Trigger fired event"
 TERMINATED = System.SYSTEM_STATUS_TERMINATED.code
 STOPPED = System.SYSTEM_STATUS_STOPPED.code
 STARTED = System.SYSTEM_STATUS_STARTED.code

@@ -4,7 +4,8 @@
 its clock; then ``rel_waits_short`` defers 10 more whose timeout ends soon after the kill. The
 triggerer holding the most short waits is SIGKILLed. Observed:
 
-* every wait ends exactly once: one ``Trigger fired event`` over all of a task's trigger logs;
+* every wait ends exactly once: one ``Trigger fired event`` over all of a task's trigger logs
+  (and the triggerers' own output, where Airflow sometimes writes a trigger's last lines);
 * the survivor picks up the orphans: each orphan's trigger log exists for both triggerer jobs;
 * the short waits end on their original deadline (taken from the trigger row before the kill):
   a deadline restarted at pickup would end them a whole timeout later.
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reliability.airflow import log_records
 from reliability.dags import SHORT_DAG_ID, SHORT_TIMEOUT_S, WAITS_DAG_ID
+from reliability.events import Fired, fired_events
 from reliability.procs import wait_until
 from reliability.report import Row
 from reliability.stack import EMULATORS, Stack
@@ -29,7 +31,6 @@ RUN = "waits"
 DEFER_TIMEOUT_S = 600.0
 PICKUP_TIMEOUT_S = 180.0
 LATE_TOLERANCE_S = 30.0  # a deadline is checked every poll (2 s); resuming the task takes the rest
-FIRED = "Trigger fired event"
 
 
 @dataclass(frozen=True)
@@ -69,21 +70,27 @@ def _folder(stack: Stack, dag_id: str, map_index: int) -> Path:
             / f"map_index={map_index}")
 
 
-def _fired(stack: Stack, dag_id: str, map_index: int) -> tuple[int, set[int]]:
-    """How many events a task's triggers fired, and which triggerer jobs ran them (from the log file names)."""
-    events, jobs = 0, set()
-    for path in _folder(stack, dag_id, map_index).glob("*.log.trigger.*.log"):
-        jobs.add(int(path.name.rsplit(".", 2)[-2]))
-        events += sum(1 for r in log_records(path) if r.get("event") == FIRED)
-    return events, jobs
+Tasks = dict[tuple[str, int], Fired]
+"""Each ``create`` task of the run (dag_id, map_index): its events over all tries and triggerers."""
 
 
-def _ended_by(stack: Stack, dag_id: str, map_index: int) -> str:
+def _tasks(stack: Stack) -> Tasks:
+    tasks: Tasks = defaultdict(Fired)
+    for (dag_id, run_id, task_id, map_index, _), fired in fired_events(stack.deployment.home).items():
+        if run_id == RUN and task_id == "create":
+            task = tasks[(dag_id, map_index)]
+            task.events += fired.events
+            task.jobs |= fired.jobs
+            task.in_triggerer_output += fired.in_triggerer_output
+    return tasks
+
+
+def _ended_by(stack: Stack, tasks: Tasks, dag_id: str, map_index: int) -> str:
     """What ended a wait: the trigger's own event, Airflow's trigger timeout (the TI's absolute
     ``trigger_timeout``, set from the same deadline), or neither."""
-    text = "\n".join(p.read_text(errors="replace") for p in _folder(stack, dag_id, map_index).glob("*.log"))
-    if FIRED in text:
+    if tasks[(dag_id, map_index)].events:
         return "event"
+    text = "\n".join(p.read_text(errors="replace") for p in _folder(stack, dag_id, map_index).glob("*.log"))
     return "airflow-timeout" if "TaskDeferralTimeout" in text else "nothing"
 
 
@@ -139,34 +146,38 @@ def run(stack: Stack, waits: int, short_waits: int) -> list[Row]:
         admin.close()
     long_tis = dep.wait_for_ti_states(WAITS_DAG_ID, RUN, _ended, "the waits to end", 900.0)
     say(f"all waits ended {time.monotonic() - started:.0f}s after the first trigger")
+    tasks = _tasks(stack)
     return [
-        _once_row(stack, long_tis, short_tis, split, victim),
-        _deadline_row(stack, before, short_tis, orphans, picked_at),
-        _pickup_row(stack, orphans, victim_job, survivor_job, picked_at - killed_at),
+        _once_row(stack, tasks, long_tis, short_tis, split, victim),
+        _deadline_row(stack, tasks, before, short_tis, orphans, picked_at),
+        _pickup_row(tasks, orphans, victim_job, survivor_job, picked_at - killed_at),
     ]
 
 
-def _once_row(stack: Stack, long_tis: list[dict[str, Any]], short_tis: list[dict[str, Any]],
+def _once_row(stack: Stack, tasks: Tasks, long_tis: list[dict[str, Any]], short_tis: list[dict[str, Any]],
               split: dict[str, int], victim: str) -> Row:
     """Each wait ended once: one event fired, or (for a timeout) none and Airflow's trigger timeout ended it."""
     ends = []
     for ti in long_tis + short_tis:
-        fired, _ = _fired(stack, ti["dag_id"], ti["map_index"])
-        ends.append(fired == 1 or (fired == 0 and _ended_by(stack, ti["dag_id"], ti["map_index"]) == "airflow-timeout"))
+        fired = tasks[(ti["dag_id"], ti["map_index"])].events
+        ended_by = _ended_by(stack, tasks, ti["dag_id"], ti["map_index"])
+        ends.append(fired == 1 or (fired == 0 and ended_by == "airflow-timeout"))
     once = sum(ends)
+    elsewhere = sum(task.in_triggerer_output for task in tasks.values())
     succeeded = sum(ti["state"] == "success" for ti in long_tis)
     names = [s["name"] for s in stack.systems("waits")]
     duplicates = len(names) - len(set(names))
     total = len(long_tis) + len(short_tis)
     observed = (f"{total} waits ({', '.join(f'{n} on {k}' for k, n in split.items())}), {victim} SIGKILLed; "
-                f"{once}/{total} ended exactly once; {succeeded}/{len(long_tis)} long waits succeeded; "
+                f"{once}/{total} ended exactly once ({elsewhere} event lines in a triggerer's own output: Airflow had "
+                f"closed the trigger's log file); {succeeded}/{len(long_tis)} long waits succeeded; "
                 f"{len(names)} systems, {duplicates} duplicate names")
     holds = once == total and succeeded == len(long_tis) and duplicates == 0 and len(names) == total
     return Row(f"{total} deferred waits, two triggerers, one SIGKILLed",
                "every wait ends exactly once; one system per wait", observed, holds)
 
 
-def _deadline_row(stack: Stack, before: list[Wait], short_tis: list[dict[str, Any]], orphans: list[Wait],
+def _deadline_row(stack: Stack, tasks: Tasks, before: list[Wait], short_tis: list[dict[str, Any]], orphans: list[Wait],
                   picked_at: float) -> Row:
     deadlines = {w.map_index: w.deadline for w in before if w.dag_id == SHORT_DAG_ID}
     orphaned = {w.map_index for w in orphans if w.dag_id == SHORT_DAG_ID}
@@ -176,7 +187,7 @@ def _deadline_row(stack: Stack, before: list[Wait], short_tis: list[dict[str, An
     for ti in short_tis:
         ended = datetime.fromisoformat(ti["end_date"]).timestamp()
         late.append(ended - deadlines[ti["map_index"]])
-        how = _ended_by(stack, SHORT_DAG_ID, ti["map_index"]) if ti["state"] == "failed" else str(ti["state"])
+        how = _ended_by(stack, tasks, SHORT_DAG_ID, ti["map_index"]) if ti["state"] == "failed" else str(ti["state"])
         by[how] = by.get(how, 0) + 1
         orphans_by_trigger += how == "event" and ti["map_index"] in orphaned and deadlines[ti["map_index"]] > picked_at
     timed_out = by.get("event", 0) + by.get("airflow-timeout", 0)
@@ -190,9 +201,9 @@ def _deadline_row(stack: Stack, before: list[Wait], short_tis: list[dict[str, An
                f"each ends on its original deadline (0..+{LATE_TOLERANCE_S:.0f}s)", observed, holds)
 
 
-def _pickup_row(stack: Stack, orphans: list[Wait], victim_job: int, survivor_job: int, pickup_s: float) -> Row:
+def _pickup_row(tasks: Tasks, orphans: list[Wait], victim_job: int, survivor_job: int, pickup_s: float) -> Row:
     """Orphans: triggers the killed triggerer held. Each must run on the survivor (its trigger log there)."""
-    jobs = [_fired(stack, w.dag_id, w.map_index)[1] for w in orphans]
+    jobs = [tasks[(w.dag_id, w.map_index)].jobs for w in orphans]
     on_survivor = sum(survivor_job in j for j in jobs)
     had_started = sum(victim_job in j for j in jobs)
     observed = (f"{len(orphans)} triggers held by the killed job {victim_job} ({had_started} had started there); "
