@@ -16,7 +16,7 @@ from airflow_puddle.triggers import wakeups
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.triggers.wakeups import Board
 from tests.triggers.test_parked_waits import DAI
-from tests.triggers.test_shared_stream import trigger
+from tests.triggers.test_shared_stream import as_the_triggerer, trigger
 
 
 @pytest.fixture(autouse=True)
@@ -29,19 +29,6 @@ def _no_stale_boards() -> Any:
 @pytest.fixture
 def client(emulator: Any) -> SystemsClient:
     return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
-
-
-async def as_the_triggerer(manager: SharedStreamManager, trigger_id: int, wait: PuddleSystemStateTrigger) -> Any:
-    """What the triggerer's run_trigger does: subscribe, filter in the same step, unsubscribe in ``finally``."""
-    key = wait.shared_stream_key()
-    assert key is not None
-    stream = manager.subscribe(trigger_id=trigger_id, trigger=wait, key=key)
-    try:
-        async for event in wait.filter_shared_stream(stream):
-            return dict(event.payload)
-        raise AssertionError("the filter ended without an event")
-    finally:
-        await manager.unsubscribe(trigger_id, key)
 
 
 def slow_logins(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:

@@ -37,23 +37,26 @@ def count(emulator: Any, monkeypatch: pytest.MonkeyPatch, method: str) -> list[f
     return calls
 
 
+async def as_the_triggerer(manager: SharedStreamManager, trigger_id: int,
+                           wait: PuddleSystemStateTrigger) -> dict[str, Any]:
+    """What the triggerer's run_trigger does: subscribe, filter in the same step, unsubscribe in ``finally``."""
+    key = wait.shared_stream_key()
+    assert key is not None
+    stream = manager.subscribe(trigger_id=trigger_id, trigger=wait, key=key)
+    try:
+        async for event in wait.filter_shared_stream(stream):
+            return dict(event.payload)
+        raise AssertionError("the filter ended without an event")
+    finally:
+        await manager.unsubscribe(trigger_id, key)
+
+
 async def through_manager(triggers: list[PuddleSystemStateTrigger], timeout: float = 30) -> list[dict[str, Any]]:
     """Run each trigger as the triggerer does for a shared-stream trigger; the first event of each."""
     manager = SharedStreamManager()
-
-    async def one(trigger_id: int, trigger: PuddleSystemStateTrigger) -> dict[str, Any]:
-        key = trigger.shared_stream_key()
-        assert key is not None
-        stream = manager.subscribe(trigger_id=trigger_id, trigger=trigger, key=key)
-        try:
-            async for event in trigger.filter_shared_stream(stream):
-                return dict(event.payload)
-            raise AssertionError("the filter ended without an event")
-        finally:
-            await manager.unsubscribe(trigger_id, key)
-
+    waits = (as_the_triggerer(manager, n, t) for n, t in enumerate(triggers))
     try:
-        return await asyncio.wait_for(asyncio.gather(*(one(n, t) for n, t in enumerate(triggers))), timeout)
+        return await asyncio.wait_for(asyncio.gather(*waits), timeout)
     finally:
         await manager.stop_all()
 
