@@ -51,6 +51,12 @@ def fired_events(airflow_home: Path) -> dict[TryKey, Fired]:
     return dict(tries)
 
 
+def task_folder(airflow_home: Path, dag_id: str, run_id: str, task_id: str, map_index: int) -> Path:
+    """Where Airflow's default log template puts a task's logs (``map_index=`` only when mapped)."""
+    folder = airflow_home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return folder / f"map_index={map_index}" if map_index >= 0 else folder
+
+
 def _key(relative: Path) -> TryKey:
     """``dag_id=D/run_id=R/task_id=T[/map_index=M]/attempt=N.log.trigger.J.log`` as a key."""
     parts = dict(part.split("=", 1) for part in relative.parent.parts)

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from reliability.events import fired_events
+from reliability.events import fired_events, task_folder
 from reliability.procs import listeners, tree
 from reliability.report import Row
 from reliability.scenarios.common import TERMINATED
@@ -52,14 +52,13 @@ def waits_row(stack: Stack) -> Row:
     """One verdict per deferral: the event lines of one try of one task instance, over every triggerer."""
     once = timeouts = elsewhere = 0
     bad: list[str] = []
-    logs = stack.deployment.home / "logs"
-    for (dag_id, run_id, task_id, map_index, attempt), fired in fired_events(stack.deployment.home).items():
+    home = stack.deployment.home
+    for (dag_id, run_id, task_id, map_index, attempt), fired in fired_events(home).items():
         elsewhere += fired.in_triggerer_output
         if fired.events == 1:
             once += 1
             continue
-        folder = logs / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        worker_log = (folder / f"map_index={map_index}" if map_index >= 0 else folder) / f"attempt={attempt}.log"
+        worker_log = task_folder(home, dag_id, run_id, task_id, map_index) / f"attempt={attempt}.log"
         try:
             timed_out = fired.events == 0 and "TaskDeferralTimeout" in worker_log.read_text(errors="replace")
         except OSError:

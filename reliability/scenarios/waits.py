@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from reliability.dags import SHORT_DAG_ID, SHORT_TIMEOUT_S, WAITS_DAG_ID
-from reliability.events import Fired, fired_events
+from reliability.events import Fired, fired_events, task_folder
 from reliability.procs import wait_until
 from reliability.report import Row
 from reliability.stack import EMULATORS, Stack
@@ -66,8 +66,7 @@ def _all_deferred(stack: Stack, dag_id: str, count: int) -> list[Wait] | None:
 
 
 def _folder(stack: Stack, dag_id: str, map_index: int) -> Path:
-    return (stack.deployment.home / "logs" / f"dag_id={dag_id}" / f"run_id={RUN}" / "task_id=create"
-            / f"map_index={map_index}")
+    return task_folder(stack.deployment.home, dag_id, RUN, "create", map_index)
 
 
 Tasks = dict[tuple[str, int], Fired]

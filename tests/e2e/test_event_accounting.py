@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reliability.events import FIRED, fired_events
+from reliability.events import FIRED, fired_events, task_folder
 
 
 def _trigger_log(home: Path, folder: str, attempt: int, job: int, events: list[str]) -> None:
@@ -36,3 +36,10 @@ def test_an_event_line_airflow_wrote_to_the_triggerers_output_counts_once_for_it
     assert (own.events, own.jobs, own.in_triggerer_output) == (1, {2}, 0)
     assert (moved.events, moved.jobs, moved.in_triggerer_output) == (1, {4}, 1)
     assert (twice.events, twice.in_triggerer_output) == (2, 0)
+
+
+def test_task_folder_is_where_airflow_writes_a_mapped_and_an_unmapped_task(tmp_path: Path) -> None:
+    _trigger_log(tmp_path, "dag_id=d/run_id=r/task_id=create/map_index=7", 1, 2, [FIRED])
+    _trigger_log(tmp_path, "dag_id=d/run_id=r/task_id=wait", 1, 2, [FIRED])
+    assert (task_folder(tmp_path, "d", "r", "create", 7) / "attempt=1.log.trigger.2.log").is_file()
+    assert (task_folder(tmp_path, "d", "r", "wait", -1) / "attempt=1.log.trigger.2.log").is_file()
