@@ -69,8 +69,9 @@ class EmulatorProcess:
     """``puddle-emulator`` on ``127.0.0.1:<port>`` with state in ``db``; output to ``log_path``."""
 
     def __init__(self, name: str, *, db: Path, log_path: Path, env: Mapping[str, str], secret: str,
-                 step_seconds: float, cu_capacity: int = 64) -> None:
+                 step_seconds: float, cu_capacity: int = 64, h2o3: str = "simulated") -> None:
         self.name = name
+        self.h2o3 = h2o3
         self.port = free_port()
         self.db = db
         self.secret = secret
@@ -94,7 +95,7 @@ class EmulatorProcess:
         self._starts += 1
         argv = [str(Path(sys.executable).with_name("puddle-emulator")), "--host", "127.0.0.1",
                 "--port", str(self.port), "--db", str(self.db), "--step-seconds", str(self._step_seconds),
-                "--api-secret-key", self.secret, "--cu-capacity", str(self._cu_capacity)]
+                "--api-secret-key", self.secret, "--cu-capacity", str(self._cu_capacity), "--h2o3", self.h2o3]
         self.service = Service.spawn(self.name, argv, env=self._env, log_path=self._log_path)
         service, ready = self.service, f"puddle-emulator listening on {self.address}"
 

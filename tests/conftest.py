@@ -30,6 +30,8 @@ DAGS_FOLDER = Path(_AIRFLOW_HOME) / "dags"
 DAGS_FOLDER.mkdir()
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# Emulators a test spawns simulate H2O-3 unless the test asks for real nodes (--h2o3 real).
+os.environ["PUDDLE_EMULATOR_H2O3"] = "simulated"
 
 from airflow_puddle.client import (  # noqa: E402
     CLOUD_AWS,

@@ -100,6 +100,7 @@ class System(SystemStatuses):
     username = _Field[str]("DriverlessAI username for this system.")
     password = _Field[str]("DriverlessAI password for this system.")
     auth_type = _Field[str]("Authentication method for this system.")
+    failure_reason = _Field[str]("Why this system failed, when Puddle says (empty otherwise); not in H2O's client.")
     idle_timeout = _Field[int]("Unix timestamp: the system is stopped if idle till this time.")
     idle_timeout_interval = _Field[int]("Minutes of idleness after which the system is stopped.")
     current_session_cost = _Field[float]("Cost of the current session.")

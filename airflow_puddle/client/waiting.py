@@ -157,7 +157,8 @@ class WaitTracker:
         if verdict == "failed":
             self._narrate(state, now, final=True)
             what = f"config.toml upload {state}" if self.target == CONFIG_UPLOADED else f"is {state}"
-            return self._end("failed", f"{self._label()} {what}: it will not become {self.target}", now)
+            why = f" ({system.failure_reason})" if getattr(system, "failure_reason", "") else ""
+            return self._end("failed", f"{self._label()} {what}{why}: it will not become {self.target}", now)
         if now >= self.deadline:
             return self._end("timed_out", f"{self._label()} still {state} after {duration(now - self.started_at)} "
                                           f"waiting for {self.target}", now)

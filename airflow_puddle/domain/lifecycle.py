@@ -52,6 +52,11 @@ TRANSITIONS: dict[Phase, tuple[Step, ...]] = {
 }
 """Each transition's steps, in order; the last step is its stable result."""
 
+BOOTING_PHASES: frozenset[Phase] = frozenset(
+    phase for phase, steps in TRANSITIONS.items() if steps[-1][0] == _S.SYSTEM_STATUS_STARTED
+)
+"""The transitions that end in Started: where a real system boots its product."""
+
 Action = Literal["start", "stop", "restart", "terminate", "refresh the idle timeout of", "update config.toml of"]
 
 ALLOWED_FROM: dict[Action, tuple[_S.Status, ...]] = {

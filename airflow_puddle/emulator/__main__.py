@@ -21,6 +21,7 @@ from types import FrameType
 from typing import NoReturn, TypeVar
 
 from airflow_puddle.emulator.faults import FaultRegistry, parse_fault_spec, parse_latency_spec
+from airflow_puddle.emulator.h2o3 import RuntimeMissing, find_runtime
 from airflow_puddle.emulator.limits import (
     EmulatorConfigError,
     setting_host,
@@ -29,10 +30,12 @@ from airflow_puddle.emulator.limits import (
     setting_seconds,
     setting_text,
 )
+from airflow_puddle.emulator.nodes import NODE_MEMORY_MB, default_max_nodes
 from airflow_puddle.emulator.server import (
     DEFAULT_API_KEY_ID,
     DEFAULT_API_SECRET_KEY,
     DEFAULT_PORT,
+    H2O3_MODES,
     EmulatorServer,
 )
 
@@ -45,7 +48,7 @@ T = TypeVar("T")
 _FLAGS = {
     "db_path": "--db", "step_seconds": "--step-seconds", "api_key_id": "--api-key-id",
     "api_secret_key": "--api-secret-key", "cu_capacity": "--cu-capacity", "host": "--host", "port": "--port",
-    "tls": "--tls-cert",
+    "tls": "--tls-cert", "h2o3": "--h2o3", "h2o3_max_nodes": "--h2o3-max-nodes",
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -102,6 +105,7 @@ _cu_capacity = _checked(lambda text: setting_int("cu_capacity", _whole(text), mi
 _text = _checked(lambda text: setting_text("value", text))
 _host = _checked(setting_host)
 _fault = _checked(parse_fault_spec)
+_max_nodes = _checked(lambda text: setting_int("h2o3_max_nodes", _whole(text), minimum=1, maximum=256))
 _latency = _checked(parse_latency_spec)
 
 
@@ -138,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-cert", metavar="PEM_FILE", help="serve TLS with this certificate chain (with --tls-key)")
     p.add_argument("--tls-key", metavar="PEM_FILE", help="private key of --tls-cert")
     p.add_argument(
+        "--h2o3", choices=H2O3_MODES, default=os.environ.get("PUDDLE_EMULATOR_H2O3"),
+        help="real: one real H2O-3 node (Java + the h2o package's jar) per started H2O-3 system; simulated: "
+             "H2O-3 systems are rows like DAI ones (default: real when Java 8-17 and h2o are found)",
+    )
+    p.add_argument(
+        "--h2o3-max-nodes", type=_max_nodes, default=_env("H2O3_MAX_NODES", str(default_max_nodes())),
+        help="most real H2O-3 nodes at once; a create or start past it is refused "
+             f"(default {default_max_nodes()}: half this machine's memory at {NODE_MEMORY_MB} MB a node)",
+    )
+    p.add_argument(
         "--log-level", type=_checked(_log_level), default=_env("LOG_LEVEL", "INFO"), help="logging level (default INFO)"
     )
     return p
@@ -157,13 +171,27 @@ def _read_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tupl
     return pems[0], pems[1]
 
 
+def _h2o3_mode(args: argparse.Namespace) -> str:
+    """``--h2o3`` as given; when not given, real if this machine can run nodes, else simulated (said in one line)."""
+    if args.h2o3 is not None:
+        return str(args.h2o3)
+    try:
+        find_runtime()
+    except RuntimeMissing as err:
+        log.info("H2O-3 systems are simulated: %s", err)
+        return "simulated"
+    return "real"
+
+
 def _server(parser: argparse.ArgumentParser, args: argparse.Namespace, faults: FaultRegistry) -> EmulatorServer:
     """The server, started; a bad setting or database is the parser's one-line error naming the flag."""
+    args.h2o3 = _h2o3_mode(args)
     try:
         server = EmulatorServer(
             host=args.host, port=args.port, db_path=args.db, api_key_id=args.api_key_id,
             api_secret_key=args.api_secret_key, step_seconds=args.step_seconds,
             cu_capacity=args.cu_capacity, faults=faults, tls=_read_tls(parser, args),
+            h2o3=args.h2o3, h2o3_max_nodes=args.h2o3_max_nodes,
         )
     except EmulatorConfigError as err:
         parser.error(f"argument {_FLAGS.get(err.argument, err.argument)}: {err.rule}")
@@ -197,8 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     server = _server(parser, args, faults)
     log.info(
-        "db=%s step_seconds=%g cu_capacity=%d faults=%d latency rules=%d",
-        args.db, args.step_seconds, args.cu_capacity, len(args.fault), len(args.latency),
+        "db=%s step_seconds=%g cu_capacity=%d faults=%d latency rules=%d h2o3=%s",
+        args.db, args.step_seconds, args.cu_capacity, len(args.fault), len(args.latency), args.h2o3,
     )
     if args.host not in _LOOPBACK:
         log.warning("listening on %s: the EmulatorAdminService needs no token; keep it off shared networks",

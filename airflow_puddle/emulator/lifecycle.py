@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 import secrets
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, Protocol
 
-from airflow_puddle.domain.lifecycle import TRANSITIONS, Phase, Step
+from airflow_puddle.domain.lifecycle import BOOTING_PHASES, TRANSITIONS, Phase, Step
 from airflow_puddle.domain.statuses import SystemStatuses
 from airflow_puddle.emulator.rows import SystemRow, session_cost
 from airflow_puddle.emulator.store import Store
@@ -30,13 +30,28 @@ __all__ = ["TRANSITIONS", "Lifecycle"]
 _Event = tuple[float, int, Literal["config", "phase", "idle"]]
 
 
+class NodeGate(Protocol):
+    """Holds a system's transition to Started until its real product answers (real H2O-3 nodes)."""
+
+    def gated(self, s: SystemRow) -> bool:
+        """Whether ``s`` boots a real product."""
+
+    def ready_at(self, s: SystemRow) -> float | None:
+        """When the product booted for ``s``'s running transition became ready; None until then."""
+
+
 class Lifecycle:
-    """Applies :data:`TRANSITIONS` to system rows, ``step_seconds`` per step."""
+    """Applies :data:`TRANSITIONS` to system rows, ``step_seconds`` per step.
+
+    With a ``gate``, a gated system's last step to Started waits until the gate says its
+    product is ready, and once it is, the remaining steps apply at that moment.
+    """
 
     def __init__(self, step_seconds: float) -> None:
         if not (math.isfinite(step_seconds) and step_seconds > 0):
             raise ValueError(f"step_seconds must be a finite number above 0, got {step_seconds}")
         self.step_seconds = float(step_seconds)
+        self.gate: NodeGate | None = None
 
     # ------------------------------------------------------------------ due times
 
@@ -46,7 +61,15 @@ class Lifecycle:
         if s.config_status == _S.CONFIG_STATUS_UPLOADING.code and s.config_started_at is not None:
             events.append((s.config_started_at + self.step_seconds, 0, "config"))
         if s.phase is not None and s.phase_started_at is not None:
-            events.append((s.phase_started_at + (s.phase_step + 1) * self.step_seconds, 1, "phase"))
+            at = s.phase_started_at + (s.phase_step + 1) * self.step_seconds
+            if self.gate is not None and s.phase in BOOTING_PHASES and self.gate.gated(s):
+                ready = self.gate.ready_at(s)
+                if ready is not None:
+                    events.append((min(at, ready), 1, "phase"))
+                elif s.phase_step + 2 < len(TRANSITIONS[s.phase]):
+                    events.append((at, 1, "phase"))  # the step to Started waits for the product
+            else:
+                events.append((at, 1, "phase"))
         elif s.status == _S.SYSTEM_STATUS_STARTED.code and s.idle_timeout is not None:
             events.append((s.idle_timeout, 2, "idle"))
         return events
@@ -94,6 +117,8 @@ class Lifecycle:
         """Start ``phase`` at ``at``: its first step applies at once (``due_at`` is left to the caller)."""
         if phase == "start":
             s = replace(s, previous_sessions_cost=s.previous_sessions_cost + s.session_cost, session_cost=0.0)
+        if phase in BOOTING_PHASES:
+            s = replace(s, failure_reason="")
         s = replace(s, phase=phase, phase_step=0, phase_started_at=at)
         return _apply(s, TRANSITIONS[phase][0], at)
 

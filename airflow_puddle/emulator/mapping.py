@@ -33,7 +33,7 @@ def system_to_proto(s: SystemRow, now: float, *, config_toml: bool = True) -> sy
         can_fail=s.can_fail, can_launch=s.can_launch, in_transition=s.in_transition,
         provisioned=s.provisioned, default_url=s.default_url, ip_address=s.ip_address,
         private_ip=s.private_ip, public_ip=s.public_ip, username=s.username,
-        password=s.password, auth_type=s.auth_type,
+        password=s.password, auth_type=s.auth_type, failure_reason=s.failure_reason,
         idle_timeout=int(s.idle_timeout or 0), idle_timeout_interval=s.idle_timeout_interval,
         current_session_cost=s.cost_at(now), previous_sessions_cost=s.previous_sessions_cost,
         created=int(s.created), updated=int(s.updated),

@@ -77,6 +77,12 @@ class RowCache:
             heapq.heappush(self._due, entry)  # still due until the row is rewritten
         return [found[system_id] for _, system_id in entries]
 
+    def live_of(self, product: str) -> list[SystemRow]:
+        """Every owner's systems of ``product`` not terminated, oldest first."""
+        found = [s for s in self._rows.values() if s.product == product and s.status != _TERMINATED]
+        found.sort(key=lambda s: (s.created, s.id))
+        return found
+
     def live(self, owner_id: str, cloud: str = "", name: str = "") -> list[SystemRow]:
         """The owner's systems not terminated, in ``cloud`` and named ``name`` (either empty: any), oldest first."""
         found = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, fields
 
 from airflow_puddle.domain.lifecycle import STABLE_SYSTEM_STATUSES, Phase
@@ -93,7 +94,8 @@ class SystemRow:
     """One system as stored: every field is a column of the ``systems`` table.
 
     ``phase``, ``phase_step`` and ``phase_started_at`` place a running transition;
-    ``due_at`` is when the lifecycle next has something to apply (None: nothing).
+    ``due_at`` is when the lifecycle next has something to apply (None: nothing);
+    ``failure_reason`` says why the system failed, when the emulator knows (a real node died).
     """
 
     id: str
@@ -141,6 +143,7 @@ class SystemRow:
     created: float
     updated: float
     due_at: float | None
+    failure_reason: str = ""
 
     @property
     def gpu(self) -> bool:
@@ -172,6 +175,23 @@ class SystemRow:
 def session_cost(price: float, started_at: float, at: float) -> float:
     """What a session that began at ``started_at`` costs at ``at``, for ``price`` per hour."""
     return round(price * max(0.0, at - started_at) / 3600, 6)
+
+
+def new_system(owner_id: str, owner_name: str, cloud: str, name: str, image: ImageRow, itype: InstanceTypeRow,
+               disk_size_gb: int, tags: tuple[tuple[str, str], ...], idle_interval: int, now: float) -> SystemRow:
+    """A system as a create first stores it, before its first lifecycle step."""
+    return SystemRow(
+        id=str(uuid.uuid4()), name=name, owner_id=owner_id, owner_name=owner_name, cloud=cloud, cloud_id="",
+        product=image.product, version=image.version, image_id=image.id, instance_type_id=itype.id,
+        instance_type=itype.text, gpu_count=itype.gpu_count, gpu_type=itype.gpu_type, price=itype.price,
+        cu=itype.cu, disk_size_gb=disk_size_gb, tags=tags, status=0, vm_status=0, product_status=0,
+        phase=None, phase_step=0, phase_started_at=None, fail_next_transition=False,
+        config_status=SystemStatuses.CONFIG_STATUS_OK.code, config_toml="", pending_config_toml=None,
+        config_started_at=None, fail_next_config=False, provisioned=False, default_url="", ip_address="",
+        private_ip="", public_ip="", username="", password="", auth_type="", idle_timeout=None,
+        idle_timeout_interval=idle_interval, session_started_at=None, session_cost=0.0,
+        previous_sessions_cost=0.0, created=now, updated=now, due_at=None,
+    )
 
 
 SYSTEM_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(SystemRow))

@@ -25,7 +25,7 @@ class SeedTag:
     required: bool
 
 
-def _image(cloud: str, product: str, version: str, status: int = Image.IMAGE_STATUS_AVAILABLE.code) -> ImageRow:
+def image_row(cloud: str, product: str, version: str, status: int = Image.IMAGE_STATUS_AVAILABLE.code) -> ImageRow:
     return ImageRow(
         id=f"img-{cloud}-{product}-{version}",
         cloud=cloud,
@@ -41,14 +41,14 @@ IMAGES: tuple[ImageRow, ...] = (
         image
         for cloud in ALL_CLOUDS
         for image in (
-            _image(cloud.id, PRODUCT_DAI.id, "1.10.6.2"),
-            _image(cloud.id, PRODUCT_DAI.id, "1.11.1"),
-            _image(cloud.id, PRODUCT_H2O3.id, "3.44.0.3"),
-            _image(cloud.id, PRODUCT_H2O3.id, "3.46.0.6"),
+            image_row(cloud.id, PRODUCT_DAI.id, "1.10.6.2"),
+            image_row(cloud.id, PRODUCT_DAI.id, "1.11.1"),
+            image_row(cloud.id, PRODUCT_H2O3.id, "3.44.0.3"),
+            image_row(cloud.id, PRODUCT_H2O3.id, "3.46.0.6"),
         )
     ),
     # One image still being built: listed, but create rejects it.
-    _image(CLOUD_AWS.id, PRODUCT_DAI.id, "1.11.2", Image.IMAGE_STATUS_BUILDING.code),
+    image_row(CLOUD_AWS.id, PRODUCT_DAI.id, "1.11.2", Image.IMAGE_STATUS_BUILDING.code),
 )
 
 

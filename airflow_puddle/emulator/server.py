@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import Callable
 from concurrent import futures
+from pathlib import Path
 from typing import Any, cast
 
 import grpc
@@ -23,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from airflow_puddle._proto.puddle.v2 import admin_service_pb2, auth_service_pb2
 from airflow_puddle.client.errors import PuddleError
 from airflow_puddle.emulator.faults import FaultRegistry
+from airflow_puddle.emulator.h2o3 import RuntimeMissing, find_runtime, reap
 from airflow_puddle.emulator.limits import (
     EmulatorConfigError,
     bind_target,
@@ -30,8 +32,11 @@ from airflow_puddle.emulator.limits import (
     setting_host,
     setting_int,
     setting_port,
+    setting_seconds,
     setting_tls,
 )
+from airflow_puddle.emulator.node_systems import NodeRules, node_dir
+from airflow_puddle.emulator.nodes import DEFAULT_BOOT_TIMEOUT_S, NodeManager, default_max_nodes
 from airflow_puddle.emulator.pool import HandlerPool
 from airflow_puddle.emulator.servicers import TOKEN_METADATA_KEY, acting_as, add_servicers, token_from_metadata
 from airflow_puddle.emulator.state import PuddleBackend
@@ -166,6 +171,28 @@ class AuthInterceptor(_WrappingInterceptor):
         return _wrap_unary(handler, wrap)
 
 
+H2O3_MODES = ("real", "simulated")
+
+
+def h2o3_nodes(backend: PuddleBackend, mode: str, data_dir: Path, max_nodes: int | None,
+               boot_timeout: float) -> NodeRules | None:
+    """Real H2O-3 nodes for ``backend`` (mode ``real``), or None (``simulated``); a missing runtime is an
+    :class:`EmulatorConfigError` naming ``h2o3`` and what to install."""
+    if mode not in H2O3_MODES:
+        raise EmulatorConfigError("h2o3", f"must be one of {', '.join(H2O3_MODES)}, got {mode!r}")
+    if mode == "simulated":
+        return None
+    try:
+        runtime = find_runtime()
+    except RuntimeMissing as err:
+        raise EmulatorConfigError("h2o3", f"real H2O-3 nodes cannot run: {err}") from None
+    cap = default_max_nodes() if max_nodes is None else setting_int("h2o3_max_nodes", max_nodes, minimum=1,
+                                                                     maximum=256)
+    manager = NodeManager(runtime, data_dir, max_nodes=cap,
+                          boot_timeout=setting_seconds("h2o3_boot_timeout", boot_timeout))
+    return NodeRules(backend, manager)
+
+
 def _bind_problem(host: str, port: int) -> str | None:
     """Why no address of ``host`` can be bound at ``port`` (a port in use, say), or None."""
     try:
@@ -210,6 +237,9 @@ class EmulatorServer:
         faults: FaultRegistry | None = None,
         runners: int = 4,
         tls: tuple[bytes, bytes] | None = None,
+        h2o3: str = "simulated",
+        h2o3_max_nodes: int | None = None,
+        h2o3_boot_timeout: float = DEFAULT_BOOT_TIMEOUT_S,
     ) -> None:
         self._tls = setting_tls(tls)
         self._host = setting_host(host)
@@ -224,6 +254,12 @@ class EmulatorServer:
             api_secret_key=api_secret_key,
             cu_capacity=cu_capacity,
         )
+        self._node_dir = node_dir(db_path)
+        try:
+            self._nodes = h2o3_nodes(self._backend, h2o3, self._node_dir, h2o3_max_nodes, h2o3_boot_timeout)
+        except EmulatorConfigError:
+            self._backend.close()
+            raise
         self._server: grpc.Server | None = None
         self._health: health.HealthServicer | None = None
         self._services: list[str] = []
@@ -233,6 +269,11 @@ class EmulatorServer:
     def backend(self) -> PuddleBackend:
         """The state model behind the servicers."""
         return self._backend
+
+    @property
+    def nodes(self) -> NodeRules | None:
+        """The real H2O-3 nodes' rules and manager (``nodes.manager``); None when H2O-3 is simulated."""
+        return self._nodes
 
     @property
     def faults(self) -> FaultRegistry:
@@ -270,6 +311,15 @@ class EmulatorServer:
             [*services, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
         port = self._bind(server)
+        reaped = sum(reap(home) for home in sorted(self._node_dir.glob("*")) if home.is_dir())
+        if reaped:
+            log.info("stopped %d H2O-3 nodes a previous emulator left running", reaped)
+        if self._nodes is not None:
+            self._nodes.manager.forget(self._nodes.live_ids)
+            rebooting = self._nodes.reboot_started()
+            if rebooting:
+                log.info("rebooting %d started H2O-3 systems (their nodes did not outlive the last run)", rebooting)
+            self._nodes.manager.start(self._nodes)
         server.start()
         self._server, self._health, self._port, self._services = server, health_servicer, port, ["", *services]
         threading.Thread(target=self._watch, name="puddle-emulator-db-watch", daemon=True).start()
@@ -314,6 +364,8 @@ class EmulatorServer:
                 self._health.enter_graceful_shutdown()
             self._server.stop(grace).wait()
             self._server = None
+        if self._nodes is not None:
+            self._nodes.manager.stop()
         self._backend.close()
 
     def __enter__(self) -> EmulatorServer:

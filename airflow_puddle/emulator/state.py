@@ -12,13 +12,13 @@ layer turns them into gRPC statuses.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import Concatenate, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
 
 from airflow_puddle.client.errors import (
     AlreadyExistsError,
@@ -43,9 +43,13 @@ from airflow_puddle.emulator.rows import (
     SystemRow,
     TagRow,
     User,
+    new_system,
 )
 from airflow_puddle.emulator.store import Store
 from airflow_puddle.emulator.tokens import hash_token, new_token, same, user_of_key
+
+if TYPE_CHECKING:
+    from airflow_puddle.emulator.node_systems import NodeRules
 
 __all__ = ["CUInfo", "LoginResult", "PuddleBackend", "SystemCU", "SystemRow", "User"]
 
@@ -75,11 +79,8 @@ def _swept(fn: _Method[P, R]) -> _Method[P, R]:
 
     @functools.wraps(fn)
     def wrapper(self: PuddleBackend, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self._lock:
-            with self.store.transaction():
-                self.lifecycle.sweep(self.store, self.now())
-            with self.store.transaction():
-                return fn(self, *args, **kwargs)
+        with self.swept():
+            return fn(self, *args, **kwargs)
 
     return wrapper
 
@@ -122,6 +123,7 @@ class PuddleBackend:
         self._user = user_of_key(self._api_key_id, user_name)
         self._clock = clock or time.time
         self._lock = threading.RLock()
+        self.nodes: NodeRules | None = None  # real H2O-3 nodes (emulator/node_systems.py), when running them
         self.store = Store(db_path)
         self.catalog = Catalog(self.store)
         with self._lock, self.store.transaction():
@@ -131,6 +133,15 @@ class PuddleBackend:
             if self.store.meta("step_seconds") != repr(self.step_seconds):
                 self.lifecycle.restamp(self.store)
                 self.store.set_meta("step_seconds", repr(self.step_seconds))
+
+    @contextlib.contextmanager
+    def swept(self) -> Iterator[None]:
+        """Hold the lock, sweep the lifecycle up to now (committed), then open a transaction."""
+        with self._lock:
+            with self.store.transaction():
+                self.lifecycle.sweep(self.store, self.now())
+            with self.store.transaction():
+                yield
 
     def close(self) -> None:
         """Close the database connection."""
@@ -238,25 +249,17 @@ class PuddleBackend:
         image = self.catalog.resolve_image(cloud, image_id, product, version)
         itype = self.catalog.resolve_instance_type(cloud, instance_type_id, instance_type_name)
         tag_values = self.catalog.resolve_tags(tags)
+        if self.nodes is not None:
+            self.nodes.check_create(image)
         dup = self.store.live_system_named(user.id, name)
         if dup is not None:
             raise AlreadyExistsError(f"system name {name!r} already exists (id {dup})")
         self._check_cu(itype.cu)
         now = self.now()
-        s = SystemRow(
-            id=str(uuid.uuid4()), name=name, owner_id=user.id, owner_name=user.name, cloud=cloud, cloud_id="",
-            product=image.product, version=image.version, image_id=image.id, instance_type_id=itype.id,
-            instance_type=itype.text, gpu_count=itype.gpu_count, gpu_type=itype.gpu_type, price=itype.price,
-            cu=itype.cu, disk_size_gb=disk_size_gb, tags=tag_values, status=0, vm_status=0, product_status=0,
-            phase=None, phase_step=0, phase_started_at=None, fail_next_transition=False,
-            config_status=_S.CONFIG_STATUS_OK.code, config_toml="", pending_config_toml=None,
-            config_started_at=None, fail_next_config=False, provisioned=False, default_url="", ip_address="",
-            private_ip="", public_ip="", username="", password="", auth_type="", idle_timeout=None,
-            idle_timeout_interval=idle_interval, session_started_at=None, session_cost=0.0,
-            previous_sessions_cost=0.0, created=now, updated=now, due_at=None,
-        )
+        s = new_system(user.id, user.name, cloud, name, image, itype, disk_size_gb, tag_values, idle_interval, now)
         s = self.lifecycle.stamped(self.lifecycle.begin(s, "create", now))
         self.store.insert_system(s)
+        self._changed()
         return s
 
     @_swept
@@ -276,6 +279,8 @@ class PuddleBackend:
         s = self._load(user, system_id)
         self._require(s, "start")
         self._check_cu(s.cu)
+        if self.nodes is not None:
+            self.nodes.check_start(s)
         return self._begin(s, "start")
 
     @_swept
@@ -310,7 +315,7 @@ class PuddleBackend:
         s = self._load(user, system_id)
         self._require(s, "refresh the idle timeout of")
         now = self.now()
-        return self._save(replace(s, idle_timeout=now + s.idle_timeout_interval * 60, updated=now))
+        return self.save_system(replace(s, idle_timeout=now + s.idle_timeout_interval * 60, updated=now))
 
     @_swept
     def update_config_toml(self, user: User, system_id: str, config_toml: str) -> SystemRow:
@@ -324,7 +329,7 @@ class PuddleBackend:
                 f"cannot update config.toml of system {s.name!r} ({s.id}): an upload is still running"
             )
         now = self.now()
-        return self._save(replace(
+        return self.save_system(replace(
             s, config_status=_S.CONFIG_STATUS_UPLOADING.code, pending_config_toml=config_toml,
             config_started_at=now, updated=now,
         ))
@@ -346,7 +351,7 @@ class PuddleBackend:
         """Make the system's running (or else next) transition, or config upload, end in failure."""
         validate_system_id(system_id)
         s = self._load(None, system_id)
-        self._save(replace(s, fail_next_config=True) if config_upload else replace(s, fail_next_transition=True))
+        self.save_system(replace(s, fail_next_config=True) if config_upload else replace(s, fail_next_transition=True))
 
     # ------------------------------------------------------------------ internals
 
@@ -380,10 +385,16 @@ class PuddleBackend:
             raise PreconditionFailedError(f"not enough CU: needs {needed}, available {available}")
 
     def _begin(self, s: SystemRow, phase: Phase) -> SystemRow:
-        return self._save(self.lifecycle.begin(s, phase, self.now()))
+        s = self.save_system(self.lifecycle.begin(s, phase, self.now()))
+        self._changed()
+        return s
 
-    def _save(self, s: SystemRow) -> SystemRow:
-        """Store ``s`` with its due time recomputed; returns what was stored."""
+    def _changed(self) -> None:
+        if self.nodes is not None:
+            self.nodes.poke()
+
+    def save_system(self, s: SystemRow) -> SystemRow:
+        """Store ``s`` with its due time recomputed (the caller holds :meth:`swept`); returns what was stored."""
         s = self.lifecycle.stamped(s)
         self.store.save_system(s)
         return s

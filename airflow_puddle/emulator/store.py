@@ -60,7 +60,7 @@ CREATE TABLE IF NOT EXISTS systems (
     idle_timeout REAL, idle_timeout_interval INTEGER NOT NULL, session_started_at REAL,
     session_cost REAL NOT NULL DEFAULT 0, previous_sessions_cost REAL NOT NULL DEFAULT 0,
     created REAL NOT NULL, updated REAL NOT NULL,
-    due_at REAL
+    due_at REAL, failure_reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS systems_owner ON systems (owner_id);
 CREATE INDEX IF NOT EXISTS systems_owner_name ON systems (owner_id, name);
@@ -124,8 +124,10 @@ class Store:
             columns = {r["name"] for r in self._conn.execute("PRAGMA table_info(systems)")}
             if "due_at" not in columns:
                 self._conn.execute("ALTER TABLE systems ADD COLUMN due_at REAL")
+            if "failure_reason" not in columns:
+                self._conn.execute("ALTER TABLE systems ADD COLUMN failure_reason TEXT NOT NULL DEFAULT ''")
             self._conn.execute(_DUE_INDEX)
-            missing = set(SYSTEM_COLUMNS) - columns - {"due_at"}
+            missing = set(SYSTEM_COLUMNS) - columns - {"due_at", "failure_reason"}
             if missing:
                 raise sqlite3.DatabaseError(f"its systems table lacks {', '.join(sorted(missing))}")
             self.set_meta("schema_checked", "1")  # a write: a read-only database fails here, not at a login
@@ -330,6 +332,17 @@ class Store:
             s = self._rows.get(system_id)
             if s is not None:
                 self._rows.put(replace(s, due_at=due_at))
+
+    def live_systems_of(self, product: str) -> list[SystemRow]:
+        """Every user's systems of ``product`` that are not terminated (from memory)."""
+        return self._rows.live_of(product)
+
+    def add_images(self, images: Iterable[ImageRow]) -> None:
+        """Add catalogue images whose ids are not there yet."""
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO images (id, cloud, product, version, text, status) VALUES (?, ?, ?, ?, ?, ?)",
+            [(i.id, i.cloud, i.product, i.version, i.text, i.status) for i in images],
+        )
 
     def consumed_cu(self) -> int:
         """CU consumed by every system of every user."""
