@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,6 +28,7 @@ from airflow_puddle.client.validation import validate_seconds
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
 from airflow_puddle.hooks.adapter import OfficialClientMissingError, OfficialKit, import_official
 from airflow_puddle.hooks.form import BUILTIN_ONLY, CLIENT_CHOICES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
+from airflow_puddle.hooks.h2o import h2o_session
 from airflow_puddle.hooks.masking import mask_secret_quietly
 
 if TYPE_CHECKING:
@@ -278,6 +281,11 @@ class PuddleHook(BaseHook):
         if system.password:
             mask_secret_quietly(system.password)
         return SystemCredentials(system.default_url, system.username, system.password)
+
+    def h2o_session(self, system_id: str) -> AbstractContextManager[ModuleType]:
+        """``with hook.h2o_session(system_id) as h2o:``: the ``h2o`` client connected to a Started H2O-3
+        system with its login (password masked), disconnected at exit. Needs ``airflow-provider-puddle[h2o]``."""
+        return h2o_session(self, system_id)
 
     # ------------------------------------------------------------------ async clients
 
