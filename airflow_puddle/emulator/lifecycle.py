@@ -64,9 +64,10 @@ class Lifecycle:
             at = s.phase_started_at + (s.phase_step + 1) * self.step_seconds
             if self.gate is not None and s.phase in BOOTING_PHASES and self.gate.gated(s):
                 ready = self.gate.ready_at(s)
-                if ready is not None:
-                    events.append((min(at, ready), 1, "phase"))
-                elif s.phase_step + 2 < len(TRANSITIONS[s.phase]):
+                last = s.phase_step + 2 >= len(TRANSITIONS[s.phase])
+                if ready is not None:  # the steps left apply by then, the step to Started just then
+                    events.append((ready if last else min(at, ready), 1, "phase"))
+                elif not last:
                     events.append((at, 1, "phase"))  # the step to Started waits for the product
             else:
                 events.append((at, 1, "phase"))
