@@ -41,6 +41,8 @@ RUN_TIMEOUT_S = 180.0
 KILL_TIMEOUT_S = 60.0
 
 PIPELINE_DAG_ID = "puddle_e2e_pipeline"
+H2O3_DAG_ID = "puddle_h2o3_train_pipeline"
+EXAMPLE_DAGS = Path(__file__).resolve().parents[2] / "example_dags"
 KILL_DAG_ID = "puddle_e2e_kill"
 KILL_SYSTEM_NAME = "e2e-kill"
 
@@ -161,7 +163,9 @@ def stack() -> Iterator[Stack]:
     deployment: Deployment | None = None
     try:
         for name, step in (("fast", FAST_STEP_S), ("slow", SLOW_STEP_S)):
-            emulator = EmulatorServer(port=0, db_path=str(home / f"puddle-{name}.sqlite"), step_seconds=step)
+            # The fast one runs real H2O-3 nodes (for the H2O-3 example DAG); DAI systems stay simulated.
+            emulator = EmulatorServer(port=0, db_path=str(home / f"puddle-{name}.sqlite"), step_seconds=step,
+                                      h2o3="real" if name == "fast" else "simulated", h2o3_max_nodes=2)
             emulator.start()
             emulators.append(emulator)
         fast, slow = emulators
@@ -171,7 +175,7 @@ def stack() -> Iterator[Stack]:
                          "puddle_slow": connection_json(slow.address),
                          "puddle_official": connection_json(fast.address, client="puddle")},
             # the stand-in puddle.client, and the project root it builds from (tests/official)
-            settings={"AIRFLOW__CORE__PARALLELISM": "32",
+            settings={"AIRFLOW__CORE__PARALLELISM": "32", "PUDDLE_POLL_INTERVAL": "1",
                       "PYTHONPATH": os.pathsep.join(p for p in (str(STANDIN), str(STANDIN.parents[2]),
                                                                 os.environ.get("PYTHONPATH")) if p)},
         )
@@ -179,8 +183,9 @@ def stack() -> Iterator[Stack]:
                 (OFFICIAL_DAG_ID, OFFICIAL_DAG))
         for dag_id, source in dags:
             (deployment.dags / f"{dag_id}.py").write_text(source)  # before Airflow starts: the first parse finds them
+        shutil.copy(EXAMPLE_DAGS / f"{H2O3_DAG_ID}.py", deployment.dags)
         started = time.monotonic()
-        deployment.start([dag_id for dag_id, _ in dags])
+        deployment.start([*(dag_id for dag_id, _ in dags), H2O3_DAG_ID])
         print(f"\nairflow components ready in {time.monotonic() - started:.0f}s")
         yield Stack(deployment, fast, slow)
     finally:
@@ -279,6 +284,39 @@ def test_deferred_pipeline_through_scheduler_and_triggerer(
         "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run", dag=dag_id, run=run_id) for v in row]
     assert any(system_id in v for v in stored_values)
     assert not [v for v in stored_values if password in v or DEFAULT_API_SECRET_KEY in v]
+
+
+def test_the_h2o3_example_trains_a_real_model_through_scheduler_and_triggerer(
+    stack: Stack, client_for: Callable[[EmulatorServer], SystemsClient]
+) -> None:
+    af, dag_id, run_id = stack.airflow, H2O3_DAG_ID, "e2e_h2o3"
+    af.api.trigger(dag_id, run_id)
+
+    def finished() -> dict[str, Any] | None:
+        run = af.api.dag_run(dag_id, run_id)
+        return run if run["state"] in ("success", "failed") else None
+
+    run = wait_until(f"{dag_id}/{run_id} to end", finished, RUN_TIMEOUT_S,
+                     diagnostics=lambda: af.diagnostics(dag_id, run_id))
+    tis = by_task(af.api.task_instances(dag_id, run_id))
+    states = {task_id: ti["state"] for task_id, ti in tis.items()}
+    assert states == {"create_system": "success", "train": "success", "terminate_system": "success"}, \
+        af.diagnostics(dag_id, run_id)
+    assert run["state"] == "success"
+    (value,) = [row[0] for row in af.db.query(
+        "SELECT value FROM xcom WHERE dag_id = :dag AND run_id = :run AND task_id = 'train' AND key = 'return_value'",
+        dag=dag_id, run=run_id)]
+    trained = json.loads(value)
+    assert 0.6 < trained["auc"] <= 1.0
+    assert Path(trained["mojo_path"]).is_file()
+    assert Path(trained["mojo_path"]).is_relative_to(af.home / "puddle-artifacts")
+    system = client_for(stack.fast).get(trained["system_id"])
+    assert system is not None and system.status == TERMINATED, system
+    assert stack.fast.nodes is not None and stack.fast.nodes.manager.running() == {}
+    # The create's wait for the node ran in the triggerer.
+    logs = list((af.home / "logs").glob(f"dag_id={dag_id}/run_id={run_id}/task_id=create_system/*.log.trigger.*.log"))
+    assert logs, "no trigger log for create_system: its wait did not run in the triggerer"
+    assert system.password not in value
 
 
 def test_killing_a_deferred_create_terminates_the_system_it_created(
