@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("bench_client.py", "bench_emulator.py", "bench_triggers.py")
+BENCHMARKS = ("bench_client.py", "bench_emulator.py", "bench_triggers.py", "bench_h2o3.py")
 
 
 def run(script: str, quick: bool) -> tuple[list[str], int]:

@@ -92,6 +92,8 @@ class NodeManager:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._backend: NodeBackend | None = None
+        self.boot_seconds: dict[str, float] = {}
+        """How long each system's last node took from ``java`` to healthy, by system id."""
 
     # ------------------------------------------------------------------ the lifecycle's gate
 
@@ -203,6 +205,7 @@ class NodeManager:
         health = node.process.health()
         if health.healthy:
             took = time.monotonic() - node.process.started
+            self.boot_seconds[system_id] = took
             log.info("the H2O-3 node of system %s is healthy after %.1f s", system_id, took)
             with self._lock:
                 node.ready_at, node.version = backend.now(), health.version
