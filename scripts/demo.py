@@ -206,7 +206,7 @@ def summarize(run: Any, seconds: float, address: str, log_path: Path) -> bool:
     trained = returned(run, "train") or returned(run, "train_model") or {}
     status = system_status(address, created["id"]) if created.get("id") else "never created"
     did = {
-        "create_system": f"{created.get('name', '-')} Started, {created.get('product', '')} "
+        "create_system": f"{created.get('name', '-')} booted: {created.get('product', '')} "
                          f"{created.get('version', '')} at {created.get('default_url', '-')}",
         "train": f"GBM on prostate: AUC {trained.get('auc', 0):.4f}, logloss {trained.get('logloss', 0):.4f}",
         "train_model": f"{trained.get('experiment', {}).get('steps', '?')} simulated steps (DAI is not real)",

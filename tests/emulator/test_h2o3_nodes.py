@@ -10,6 +10,7 @@ import base64
 import os
 import signal
 import stat
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -82,6 +83,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not alive(pid)
+
+
 def test_a_started_h2o3_system_is_a_real_authenticated_node_through_its_lifecycle(
     real: EmulatorServer, systems: SystemsClient,
 ) -> None:
@@ -134,15 +142,16 @@ def test_create_and_start_past_the_cap_or_of_another_version_are_refused_before_
 ) -> None:
     with pytest.raises(ValidationFailedError, match=rf"version: .*can only be version {VERSION}.*'3\.44\.0\.3'"):
         create(systems, "old", version="3.44.0.3")
-    first = create(systems, "first")
-    wait(systems, first.id, "started")
+    first = wait(systems, create(systems, "first").id, "started")
 
     with pytest.raises(PreconditionFailedError, match=r"at most 1 \(--h2o3-max-nodes\)"):
         create(systems, "second")
     assert [s.name for s in systems.list()] == ["first"]
 
-    systems.stop(first.id)
+    pid = real.nodes.manager.running()[first.id]  # type: ignore[union-attr]
+    real.backend.advance_clock(first.idle_timeout_interval * 60 + 1)  # its idle timeout stops it
     wait(systems, first.id, "stopped")
+    assert gone_within(pid, 10)
     second = create(systems, "second")
     with pytest.raises(PreconditionFailedError, match="--h2o3-max-nodes"):
         systems.start(first.id)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,18 +17,11 @@ from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
 from airflow_puddle.emulator import h2o3
 from airflow_puddle.emulator.h2o3 import RuntimeMissing, find_runtime, java_major
 from tests.emulator.conftest import API_KEY_ID, API_SECRET_KEY, CliEmulator
-from tests.emulator.test_h2o3_nodes import alive, create, http_status, wait
+from tests.emulator.test_h2o3_nodes import alive, create, gone_within, http_status, wait
 
 
 def node_pid(db: Path, system_id: str) -> int:
     return int((db.with_name(db.name + ".h2o3") / system_id / "node.pid").read_text())
-
-
-def gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return not alive(pid)
 
 
 def test_no_jvm_outlives_the_emulator_and_a_restart_or_a_sigkill_brings_the_node_back(
