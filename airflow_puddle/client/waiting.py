@@ -27,6 +27,9 @@ log = logging.getLogger("airflow_puddle.client")
 OutcomeKind = Literal["reached", "failed", "timed_out", "gone"]
 ProgressKind = Literal["state", "heartbeat", "unavailable"]
 
+UNKNOWN_TEXT = System.SYSTEM_STATUS_UNKNOWN.text
+UNNAMED_NOTE = " (Puddle sent a status code this client has no name for; see the warning)"
+
 HEARTBEAT_S = 60.0
 """Seconds between two "still ..." lines while nothing changes."""
 
@@ -177,13 +180,15 @@ class WaitTracker:
         return None
 
     def _narrate(self, state: str, now: float, final: bool = False) -> None:
+        # A status with no name (an unknown code from Puddle) is said to be one, on every line about it.
+        unnamed = UNNAMED_NOTE if state == UNKNOWN_TEXT else ""
         if state != self._said:
             after = "" if self._said is None else f" after {duration(now - self.started_at)}"
             tail = "" if final else f"; waiting for {self.target}{self._gives_up(now)}"
-            self._say("state", state, f"{self._label()} is {state}{after}{tail}", now)
+            self._say("state", state, f"{self._label()} is {state}{unnamed}{after}{tail}", now)
         elif now - self._said_at >= self.heartbeat_s:  # nothing to format on the polls in between
             elapsed, left = duration(now - self.started_at), self._gives_up(now).replace(",", ";", 1)
-            self._say("heartbeat", state, f"{self._label()} still {state} after {elapsed}{left}", now)
+            self._say("heartbeat", state, f"{self._label()} still {state}{unnamed} after {elapsed}{left}", now)
 
     def _gives_up(self, now: float) -> str:
         return "" if math.isinf(self.deadline) else f", gives up in {duration(self.deadline - now)}"

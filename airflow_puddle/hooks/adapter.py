@@ -1,7 +1,7 @@
 """The one adapter: the provider's clients over H2O's ``puddle.client`` (``extra.client=puddle``).
 
 Everything above the hook gets our client classes' interface either way. Here, each
-documented call of the official package is one :class:`~airflow_puddle.client._ops.Call` step
+documented call of the official package is one :class:`~airflow_puddle.client._drivers.Call` step
 that an op yields: the sync driver calls it, the async driver runs it in a small bounded
 thread pool (the official package is sync only). The ops that give the provider more than
 the documented API (``wait``, ``check``, ``discard``, the ``Async*`` twins) are our client's own,

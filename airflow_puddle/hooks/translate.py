@@ -2,8 +2,11 @@
 
 A property is copied when the official object has one named as our wire field (the
 documented names); a status code is translated through the documented constant of the
-same NAME (``System.SYSTEM_STATUS_STARTED``), never assumed to be the same number.
-A code the official table holds but ours does not becomes our ``*_UNKNOWN``.
+same NAME (``System.SYSTEM_STATUS_STARTED``), never assumed to be the same number. The
+constants are read where the documents place them, on ``puddle.client.models.System``
+(``Image``, ``Tag``), not on the class of whatever object a call returned (a proxy or a
+subclass would lack them). A code with no documented name becomes our ``*_UNKNOWN``,
+and is said once as a warning naming the code and its family.
 
 What our models offer beyond the documents (a system's ``tags`` and ``cu``, an instance type's
 ``cu``) has no value here: those properties raise ``AttributeError`` saying so, and
@@ -13,6 +16,8 @@ What our models offer beyond the documents (a system's ``tags`` and ``cu``, an i
 from __future__ import annotations
 
 import functools
+import importlib
+import logging
 from typing import Any
 
 from google.protobuf.message import Message
@@ -25,6 +30,11 @@ from airflow_puddle._proto.puddle.v2 import (
 )
 from airflow_puddle.client.models import PUBLIC_SYSTEM_FIELDS, CUConsumptionInfo, Image, InstanceType, System, Tag
 from airflow_puddle.domain.statuses import BaseStatus
+
+log = logging.getLogger(__name__)
+
+OFFICIAL_MODELS = "puddle.client.models"
+"""Where the documents place the models and their status constants."""
 
 SYSTEM_STATUS_FIELDS = {"status": "SYSTEM_STATUS_", "vm_status": "VM_STATUS_",
                         "product_status": "PRODUCT_STATUS_", "config_status": "CONFIG_STATUS_"}
@@ -54,10 +64,26 @@ def status_codes(theirs: type, ours: type, prefix: str) -> dict[int, int]:
     return codes
 
 
+def documented_model(name: str) -> type:
+    """The official package's documented model class ``name`` (``System``, ``Image``, ``Tag``)."""
+    return getattr(importlib.import_module(OFFICIAL_MODELS), name)
+
+
+_said_unknown: set[tuple[str, object]] = set()
+
+
 def our_code(theirs: type, ours: type, prefix: str, code: object) -> int:
-    """Our code for their ``code`` (``*_UNKNOWN`` for one without a name in common)."""
+    """Our code for their ``code`` (``*_UNKNOWN``, said once as a warning, for one without a documented name)."""
     unknown: BaseStatus = getattr(ours, f"{prefix}UNKNOWN")
-    return status_codes(theirs, ours, prefix).get(code, unknown.code) if isinstance(code, int) else unknown.code
+    mapped = status_codes(theirs, ours, prefix).get(code) if isinstance(code, int) else None
+    if mapped is not None:
+        return mapped
+    key = (f"{ours.__name__}.{prefix}*", code)
+    if key not in _said_unknown:
+        _said_unknown.add(key)
+        log.warning("puddle.client returned %s code %r, which no documented %s constant names; it reads as %s",
+                    key[0], code, key[0], unknown.text)
+    return unknown.code
 
 
 def fields(obj: object, message: type[Message], ours: type | None = None,
@@ -75,7 +101,7 @@ def fields(obj: object, message: type[Message], ours: type | None = None,
         if value is None:
             continue
         if statuses and field.name in statuses and ours is not None:
-            value = our_code(type(obj), ours, statuses[field.name], value)
+            value = our_code(documented_model(ours.__name__), ours, statuses[field.name], value)
         out[field.name] = value
     return out
 

@@ -250,3 +250,47 @@ def test_the_async_client_never_calls_the_official_client_on_the_event_loop(
     assert not any(on_loop for _, on_loop in threads)
     assert {name.split("_")[0] for name, _ in threads} == {"puddle-call"}
     assert imports and not any(imports), "puddle.client was imported on the event loop"
+
+
+class _Proxy:
+    """What a package might return: an object that answers the documented properties, on a class without
+    the status constants (a proxy, or a subclass that does not carry them)."""
+
+    def __init__(self, inner: Any, **overrides: Any) -> None:
+        self._inner = inner
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return self._overrides[name] if name in self._overrides else getattr(self._inner, name)
+
+
+def test_status_codes_are_read_from_the_documented_model_class_and_unknown_ones_are_loud(
+    official_conn: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from airflow_puddle.hooks import translate
+
+    with PuddleHook() as hook:
+        systems = hook.get_systems_client()
+        created = systems.create("proxied", **DAI)
+        started = systems.wait(created.id, "started", timeout_s=20, poll_interval_s=0.05).system
+        assert started is not None
+        raw = hook.official.official("SystemsClient").get(created.id)
+    assert not hasattr(_Proxy, "SYSTEM_STATUS_STARTED")
+    assert translate.to_system(_Proxy(raw)).status_text == "Started"
+
+    caplog.set_level("WARNING", logger="airflow_puddle.hooks.translate")
+    odd = translate.to_system(_Proxy(raw, status=987))
+    translate.to_system(_Proxy(raw, status=987))
+    assert odd.status_text == "Unknown"
+    said = [r.getMessage() for r in caplog.records if "987" in r.getMessage()]
+    assert said == ["puddle.client returned System.SYSTEM_STATUS_* code 987, which no documented "
+                    "System.SYSTEM_STATUS_* constant names; it reads as Unknown"]  # once, naming code and family
+
+    from airflow_puddle.client.waiting import WaitTracker
+
+    lines: list[str] = []
+    tracker = WaitTracker(created.id, "started", deadline=1e12, started_at=0.0,
+                          on_state=lambda p: lines.append(p.message))
+    tracker.observe(odd, now=0.0)
+    tracker.observe(odd, now=61.0)
+    assert lines and all("status code this client has no name for" in line for line in lines), lines
