@@ -95,7 +95,8 @@ async def test_thirty_waits_share_one_login_and_one_list_per_interval(
     # One ListSystems per interval for all thirty waits (a per-trigger poll would make 30 GetSystem each).
     assert len(lists) <= elapsed / INTERVAL + 2, (len(lists), elapsed)
     # Each wait's log says it is on the shared poll, and how many waits share it (what a user looks for).
-    counts = [int(m) for m in re.findall(r"with (\d+) wait\(s\) on it in this triggerer now", "".join(capfd.readouterr()))]
+    said = "".join(capfd.readouterr())
+    counts = [int(m) for m in re.findall(r"with (\d+) wait\(s\) on it in this triggerer now", said)]
     assert len(counts) == 30 and max(counts) == 30, counts
 
 
