@@ -44,7 +44,7 @@ def connection_json(address: str) -> str:
     """An ``AIRFLOW_CONN_*`` value for a puddle connection to the emulator at ``address``."""
     host, _, port = address.rpartition(":")
     return json.dumps({"conn_type": "puddle", "host": host, "port": int(port), "login": DEFAULT_API_KEY_ID,
-                       "password": DEFAULT_API_SECRET_KEY, "extra": {"cloud": "aws"}})
+                       "password": DEFAULT_API_SECRET_KEY})
 
 
 class Emulator:

@@ -124,20 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", default=_env("DB", "./puddle-emulator.sqlite"),
         help="SQLite file holding the state; reused across restarts (default ./puddle-emulator.sqlite)",
     )
-    p.add_argument("--api-key-id", type=_text, default=_env("API_KEY_ID", DEFAULT_API_KEY_ID))
-    p.add_argument("--api-secret-key", type=_text, default=_env("API_SECRET_KEY", DEFAULT_API_SECRET_KEY))
+    p.add_argument("--api-key-id", type=_text, default=_env("API_KEY_ID", DEFAULT_API_KEY_ID),
+                   help=f"the one API key ID that logs in (default {DEFAULT_API_KEY_ID})")
+    p.add_argument("--api-secret-key", type=_text, default=_env("API_SECRET_KEY", DEFAULT_API_SECRET_KEY),
+                   help=f"its API secret key (default {DEFAULT_API_SECRET_KEY}, a well-known demo value)")
     p.add_argument(
         "--step-seconds", type=_step_seconds, default=_env("STEP_SECONDS", "2"),
         help="duration of each lifecycle step (default 2)",
     )
-    p.add_argument("--cu-capacity", type=_cu_capacity, default=_env("CU_CAPACITY", "64"))
+    p.add_argument("--cu-capacity", type=_cu_capacity, default=_env("CU_CAPACITY", "64"),
+                   help="compute units (CU) the systems may use together; a create or start beyond it fails "
+                        "(default 64)")
     p.add_argument(
         "--fault", type=_fault, action="append", default=[], metavar="METHOD:CODE:COUNT",
-        help="fail the first COUNT calls of METHOD (or *) with CODE, e.g. GetSystem:UNAVAILABLE:2",
+        help="fail the first COUNT calls of METHOD (or *) with CODE, e.g. GetSystem:UNAVAILABLE:2; "
+             "repeatable (default none)",
     )
     p.add_argument(
         "--latency", type=_latency, action="append", default=[], metavar="METHOD:SECONDS",
-        help="delay every call of METHOD (or *) by SECONDS",
+        help="delay every call of METHOD (or *) by SECONDS; repeatable (default none)",
     )
     p.add_argument("--tls-cert", metavar="PEM_FILE", help="serve TLS with this certificate chain (with --tls-key)")
     p.add_argument("--tls-key", metavar="PEM_FILE", help="private key of --tls-cert")

@@ -30,8 +30,10 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "cloud": {
         "label": "Cloud",
-        "schema": {"type": ["string", "null"], "enum": [None, *[c.id for c in ALL_CLOUDS]], "default": "aws"},
-        "description": "Cloud the systems run on: aws, azure or gcp.",
+        # No default: a form default is saved into every connection's extra, and Airflow warns
+        # about any extra string under 5 characters ("Skipping masking ... too short").
+        "schema": {"type": ["string", "null"], "enum": [None, *[c.id for c in ALL_CLOUDS]]},
+        "description": "Cloud the systems run on: aws (when empty), azure or gcp.",
     },
     "ca_cert": {
         "label": "CA certificate (PEM)",

@@ -163,25 +163,39 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         board = Board.find(key) if park and key is not None else None
         after, seen = (board.seq if board is not None else 0), EVERY
         last: SystemsSnapshot | None = None  # the snapshot judged last
-        while True:
-            if board is None:
-                snapshot: SystemsSnapshot = await anext(stream)
-            else:
-                due = self.deadline if last is None else tracker.next_due()
-                await board.park(self.system_id, seen, after, min(due - time.time(), self._drain_every_s()))
-                snapshot = await board.catch_up(stream, last, after)
-                if snapshot.taken_at < self.deadline <= time.time():
-                    # Woken at the deadline: judge it on a look taken since, as the per-snapshot filter did,
-                    # not on the last one (up to an interval old: the target may have been reached since).
-                    snapshot = await anext(stream)
-            if snapshot.permanent and snapshot.error is not None:
-                yield self._error(f"{type(snapshot.error).__name__}: {snapshot.error}")
-                return
-            outcome, seen = await self._judge(tracker, snapshot)
-            if outcome is not None:
-                yield TriggerEvent(outcome_event(outcome, deadline=tracker.deadline, owns_system=self.owns_system))
-                return
-            board, after, last = (snapshot.board if park else None), snapshot.seq, snapshot
+        joined: Board | None = None  # the shared poll this wait is counted on
+        try:
+            while True:
+                if board is None:
+                    snapshot: SystemsSnapshot = await anext(stream)
+                else:
+                    due = self.deadline if last is None else tracker.next_due()
+                    await board.park(self.system_id, seen, after, min(due - time.time(), self._drain_every_s()))
+                    snapshot = await board.catch_up(stream, last, after)
+                    if snapshot.taken_at < self.deadline <= time.time():
+                        # Woken at the deadline: judge it on a look taken since, as the per-snapshot filter did,
+                        # not on the last one (up to an interval old: the target may have been reached since).
+                        snapshot = await anext(stream)
+                if park and joined is None and snapshot.board is not None:
+                    joined = self._join(snapshot.board)
+                if snapshot.permanent and snapshot.error is not None:
+                    yield self._error(f"{type(snapshot.error).__name__}: {snapshot.error}")
+                    return
+                outcome, seen = await self._judge(tracker, snapshot)
+                if outcome is not None:
+                    yield TriggerEvent(outcome_event(outcome, deadline=tracker.deadline, owns_system=self.owns_system))
+                    return
+                board, after, last = (snapshot.board if park else None), snapshot.seq, snapshot
+        finally:
+            if joined is not None:
+                joined.waits -= 1
+
+    def _join(self, board: Board) -> Board:
+        """Count this wait on the shared poll and say so in its task log: one poll, many waits."""
+        board.waits += 1
+        self.log.info("On the shared poll of connection %r (one list of systems every %gs), with %d wait(s) "
+                      "on it in this triggerer now", self.puddle_conn_id, self.poll_interval, board.waits)
+        return board
 
     def _drain_every_s(self) -> float:
         """A parked wait takes its queued snapshots at least this often: before half the queue's bound."""

@@ -55,6 +55,8 @@ class Board:
         self._parked: dict[str, dict[asyncio.Future[None], object]] = {}
         """By system id: each parked wait's future and the state it saw (a dict: O(1) to unpark one)."""
         self._healthy = True
+        self.waits = 0
+        """Waits that follow this poll (counted from their first snapshot until they end)."""
 
     @classmethod
     def open(cls, key: Hashable) -> Board:

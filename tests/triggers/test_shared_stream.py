@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -77,7 +78,8 @@ def test_the_key_is_the_connection_cloud_and_interval() -> None:
 
 
 async def test_thirty_waits_share_one_login_and_one_list_per_interval(
-    puddle_conn: str, client: SystemsClient, emulator: Any, monkeypatch: pytest.MonkeyPatch
+    puddle_conn: str, client: SystemsClient, emulator: Any, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     ids = [client.create(f"shared-{n}", **DAI).id for n in range(10)]  # 10 systems booting (64 CU)
     lists = count(emulator, monkeypatch, "list_systems")
@@ -92,6 +94,10 @@ async def test_thirty_waits_share_one_login_and_one_list_per_interval(
     assert len(logins) == 1 and gets == []
     # One ListSystems per interval for all thirty waits (a per-trigger poll would make 30 GetSystem each).
     assert len(lists) <= elapsed / INTERVAL + 2, (len(lists), elapsed)
+    # Each wait's log says it is on the shared poll, and how many waits share it (what a user looks for).
+    said = "".join(capfd.readouterr())
+    counts = [int(m) for m in re.findall(r"with (\d+) wait\(s\) on it in this triggerer now", said)]
+    assert len(counts) == 30 and max(counts) == 30, counts
 
 
 async def test_a_late_subscriber_joins_the_running_poll(puddle_conn: str, client: SystemsClient, emulator: Any,
