@@ -17,7 +17,7 @@ from airflow_puddle.client._transport import (
     Target,
 )
 from airflow_puddle.client.models import LoginUser
-from airflow_puddle.client.validation import validate_seconds
+from airflow_puddle.client.validation import validate_call_timeout
 
 ENV_SERVER_ADDRESS = "PUDDLE_SERVER_ADDRESS"
 ENV_API_KEY_ID = "PUDDLE_API_KEY_ID"
@@ -57,7 +57,7 @@ class BaseAuthorizer:
         self._server_address = resolve_server_address(server_address)
         key_id = _given_or_env("api_key_id", api_key_id, ENV_API_KEY_ID)
         secret = _given_or_env("api_secret_key", api_secret_key, ENV_API_SECRET_KEY)
-        timeout_s = validate_seconds("timeout_s", timeout_s)
+        timeout_s = validate_call_timeout(timeout_s)
         self._api_key_id = key_id
         self._api_secret_key = secret
         self.config = ChannelConfig(
