@@ -55,6 +55,8 @@ class Board:
         self._parked: dict[str, dict[asyncio.Future[None], object]] = {}
         """By system id: each parked wait's future and the state it saw (a dict: O(1) to unpark one)."""
         self._healthy = True
+        self.latest: SystemsSnapshot | None = None
+        """The newest snapshot published: a wait that joined since has its client for a look at its deadline."""
 
     @classmethod
     def open(cls, key: Hashable) -> Board:
@@ -70,6 +72,7 @@ class Board:
 
     async def publish(self, snapshot: SystemsSnapshot) -> None:
         """Wake the waits ``snapshot`` concerns, :data:`WAKE_BATCH` per loop turn. Call it right after the yield."""
+        self.latest = snapshot
         failed = snapshot.error is not None
         if failed and not snapshot.permanent and not self._healthy:
             due = self._take(lambda system_id, seen: seen is EVERY)  # an outage goes on: nothing new to say
