@@ -94,9 +94,12 @@ def validate_system_id(system_id: object) -> None:
                          f"(a system's id, such as a UUID), got {shown!r}")
 
 
-def validate_tags(tags: Iterable[tuple[object, object]]) -> None:
+def validate_tags(tags: Iterable[tuple[object, object]], *, unset_values: bool = False) -> None:
     """Tags as ``(label, value)`` pairs: at most 50, distinct non-empty labels of at most 128 characters,
-    each value a non-empty string of at most 256 characters (not ``None``, a number or a list)."""
+    each value a non-empty string of at most 256 characters (not ``None``, a number or a list).
+
+    ``unset_values``: an empty value is the wire's "not given" (the tag's default), as the emulator reads it.
+    """
     seen: set[str] = set()
     for label, value in tags:
         if not isinstance(label, str) or not label.strip():
@@ -107,7 +110,7 @@ def validate_tags(tags: Iterable[tuple[object, object]]) -> None:
         if not isinstance(value, str):
             raise ValidationFailedError(
                 "tags", f"value of tag {label!r} must be a non-empty string, got {type(value).__name__} {value!r}")
-        if not value.strip() or value.strip().lower() in _NOT_AN_ID:
+        if (not value.strip() and not (unset_values and value == "")) or value.strip().lower() in _NOT_AN_ID:
             raise ValidationFailedError(
                 "tags", f"value of tag {label!r} must be a non-empty string, got {value!r} "
                         f"(a template that rendered nothing?)")
@@ -132,8 +135,9 @@ def validate_create(
     instance_type_name: str | None,
     idle_interval: object,
     tags: Iterable[tuple[str, str]] = (),
+    unset_tag_values: bool = False,
 ) -> None:
-    """Check every create parameter; raise on the first rule broken."""
+    """Check every create parameter; raise on the first rule broken (``unset_tag_values``: :func:`validate_tags`)."""
     validate_name(name)
     _int_in("disk_size_gb", disk_size_gb, MIN_DISK_SIZE_GB, MAX_DISK_SIZE_GB, "GB")
     _int_in("idle_interval", idle_interval, MIN_IDLE_INTERVAL_MIN, MAX_IDLE_INTERVAL_MIN, "minutes")
@@ -157,7 +161,7 @@ def validate_create(
         raise ValidationFailedError("instance_type", "set instance_type or instance_type_name")
     if product and not image_id and product not in PRODUCT_IDS:
         raise ValidationFailedError("product", f"must be one of {', '.join(PRODUCT_IDS)}, got {product!r}")
-    validate_tags(tags)
+    validate_tags(tags, unset_values=unset_tag_values)
 
 
 def validate_config_toml(config_toml: object) -> None:

@@ -107,13 +107,16 @@ def test_client_accepts_models_and_checks_tags_and_ids() -> None:
 
 
 def test_tag_limits_hold_at_the_emulator_too(emulator: Any) -> None:
-    """Sent straight to the emulator, a tag value over 256 characters is refused and nothing is created."""
+    """Sent straight to the emulator, a tag value over 256 characters is refused and nothing is created.
+
+    An empty value is how the wire says "not given" (the tag's default), so the emulator takes it."""
     channel = grpc.insecure_channel(emulator.address.removeprefix("http://"))
     token = auth_service_pb2_grpc.AuthServiceStub(channel).Login(
         auth_service_pb2.LoginRequest(api_key_id=DEFAULT_API_KEY_ID, api_secret_key=DEFAULT_API_SECRET_KEY)
     ).token
     stub, metadata = system_service_pb2_grpc.SystemServiceStub(channel), (("x-puddle-token", token),)
-    for value, rule in (("x" * 257, "must be at most 256 characters"), ("", "must be a non-empty string")):
+    for value, rule in (("x" * 257, "must be at most 256 characters"), ("None", "must be a non-empty string"),
+                        (" ", "must be a non-empty string")):
         request = system_service_pb2.CreateSystemRequest(
             cloud="aws", disk_size_gb=256, idle_interval=60, **GOOD,
             tags=[system_service_pb2.TagData(label="Team", value=value)])
