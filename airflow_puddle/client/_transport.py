@@ -267,16 +267,39 @@ class SyncChannel:
         self._channel, self._stubs = None, {}
 
 
+def loop_changed(owner: str, loop: asyncio.AbstractEventLoop | None) -> bool:
+    """Whether ``loop`` (where something async was made) is over and the running loop may replace it.
+
+    A closed loop (an earlier ``asyncio.run()``) is replaced; another loop that still runs is an
+    error that says so: a grpc.aio channel belongs to the loop it was opened on.
+    """
+    running = asyncio.get_running_loop()
+    if loop is None or loop is running:
+        return False
+    if loop.is_closed() or not loop.is_running():
+        return True
+    raise RuntimeError(f"{owner} is in use on another running event loop; an async Puddle client belongs to one "
+                       f"loop at a time: build one per loop (or per thread)")
+
+
 class AsyncChannel:
-    """The ``grpc.aio`` twin of :class:`SyncChannel`: same decisions, awaited calls and sleeps."""
+    """The ``grpc.aio`` twin of :class:`SyncChannel`: same decisions, awaited calls and sleeps.
+
+    A channel belongs to the event loop it was opened on; on a new loop (a second ``asyncio.run()``)
+    after that one ended, a fresh channel is opened.
+    """
 
     def __init__(self, config: ChannelConfig) -> None:
         self.config = config
         self._channel: grpc.aio.Channel | None = None
         self._stubs: dict[str, Any] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _stub(self, service: str) -> Any:
+        if loop_changed("this client's channel", self._loop):
+            self._channel, self._stubs = None, {}  # its loop is gone, and the channel with it
         if self._channel is None:
+            self._loop = asyncio.get_running_loop()
             t = self.config.target
             self._channel = (
                 grpc.aio.secure_channel(t.authority, self.config.credentials(), options=CHANNEL_OPTIONS)
@@ -311,6 +334,6 @@ class AsyncChannel:
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        if self._channel is not None:
+        if self._channel is not None and not loop_changed("this client's channel", self._loop):
             await self._channel.close(None)
-        self._channel, self._stubs = None, {}
+        self._channel, self._stubs, self._loop = None, {}, None

@@ -15,6 +15,7 @@ from airflow_puddle.client._transport import (
     Rpc,
     SyncChannel,
     Target,
+    loop_changed,
 )
 from airflow_puddle.client.models import LoginUser
 from airflow_puddle.client.validation import validate_call_timeout
@@ -149,10 +150,12 @@ class AsyncAuthorizer(BaseAuthorizer):
     _channel_type = AsyncChannel
     channel: AsyncChannel
     _async_lock: asyncio.Lock | None = None
+    _lock_loop: asyncio.AbstractEventLoop | None = None
 
     def _lock(self) -> asyncio.Lock:
-        if self._async_lock is None:
-            self._async_lock = asyncio.Lock()
+        """The login lock of the running loop (a new one after an earlier ``asyncio.run()`` ended)."""
+        if self._async_lock is None or loop_changed("this authorizer", self._lock_loop):
+            self._async_lock, self._lock_loop = asyncio.Lock(), asyncio.get_running_loop()
         return self._async_lock
 
     async def login(self) -> None:
