@@ -261,7 +261,7 @@ class SystemsOps(BaseCloudClient):
         return CUConsumptionInfo(response)
 
     def _discard(self, system_id: str, timeout_s: float) -> Op[System | None]:
-        validation.validate_seconds("timeout_s", timeout_s, allow_zero=True)
+        validation.validate_wait_timeout(timeout_s, "timeout_s", allow_zero=True)
         system = yield from self._get(system_id)
         gone = (System.SYSTEM_STATUS_TERMINATED.code, System.SYSTEM_STATUS_TERMINATING.code)
         if system is None or system.status in gone:
@@ -323,5 +323,5 @@ class SystemsOps(BaseCloudClient):
             self.POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s, "poll_interval_s")
         if deadline is None:
             limit = self.POLL_TIMEOUT_MINUTES * 60 if timeout_s is None else timeout_s
-            deadline = time.time() + validation.validate_seconds("timeout_s", limit, allow_zero=True)
-        return checked, validation.validate_seconds("deadline", deadline, allow_zero=True), interval
+            deadline = time.time() + validation.validate_wait_timeout(limit, "timeout_s", allow_zero=True)
+        return checked, validation.validate_deadline(deadline, time.time()), interval

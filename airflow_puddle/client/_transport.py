@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -29,8 +30,10 @@ from airflow_puddle.client.errors import (
     TRANSIENT_CODES,
     PuddleError,
     PuddleUnavailableError,
+    TlsHandshakeError,
     from_rpc_error,
     is_transient,
+    tls_fix,
 )
 from airflow_puddle.domain.wire import TOKEN_METADATA_KEY
 
@@ -69,6 +72,8 @@ class Target:
     host: str
     port: int
     tls: bool
+    bare: bool = field(default=False, compare=False)
+    """The address had no scheme (``host:port``): TLS, which a failed handshake's message explains."""
 
     @property
     def authority(self) -> str:
@@ -83,10 +88,15 @@ class Target:
         scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
         if scheme not in ("", "http", "https"):
             raise ValueError(f"server_address: scheme must be http or https, got {scheme!r}")
-        parts = urlsplit(raw if scheme else f"//{raw}")
+        parts = urlsplit(raw if scheme else f"//{raw}", allow_fragments=True)
         if "@" in parts.netloc:  # never echo it: user info may hold a secret
             raise ValueError("server_address: must not contain user info (user:password@); "
                              "give the API key pair to the Authorizer")
+        if parts.netloc.count(":") >= 2 and not parts.netloc.startswith("["):
+            raise ValueError(f"server_address: an IPv6 address needs brackets, as in http://[::1]:50051, "
+                             f"got {address!r}")
+        if parts.query or parts.fragment or raw.endswith(("?", "#")):
+            raise ValueError(f"server_address: must not have a query string or fragment (?...#...), got {address!r}")
         if not parts.hostname:
             raise ValueError(f"server_address: no host in {address!r}")
         if parts.path not in ("", "/"):
@@ -99,7 +109,23 @@ class Target:
             if scheme != "https":
                 raise ValueError(f"server_address: a port is required in {address!r}")
             port = 443
-        return cls(parts.hostname, port, tls=scheme != "http")
+        return cls(parts.hostname, port, tls=scheme != "http", bare=not scheme)
+
+
+def check_ca_cert(target: Target, ca_cert: str | None) -> None:
+    """``ca_cert``: PEM certificate text, for a TLS address only (an ``http://`` one would ignore it)."""
+    if ca_cert is None:
+        return
+    if not target.tls:
+        raise ValueError("ca_cert: given for a plaintext http:// address, which would ignore it; use https:// "
+                         "(or a bare host:port) to speak TLS, or drop ca_cert")
+    if not isinstance(ca_cert, str) or "-----BEGIN CERTIFICATE-----" not in ca_cert:
+        raise ValueError("ca_cert: must be PEM text (-----BEGIN CERTIFICATE-----...), not a path")
+    try:
+        ssl.create_default_context(cadata=ca_cert)
+    except (ssl.SSLError, ValueError) as err:
+        raise ValueError(f"ca_cert: is not a valid PEM certificate ({err.__class__.__name__}: "
+                         f"{getattr(err, 'reason', None) or err})") from None
 
 
 @dataclass(frozen=True)
@@ -154,9 +180,15 @@ def decide(rpc: Rpc, err: grpc.RpcError, attempt: int, relogged: bool, policy: R
     return "raise"
 
 
-def failure(rpc: Rpc, err: grpc.RpcError, attempts: int) -> PuddleError:
-    """The error to raise for a final failure of ``rpc``."""
+def failure(rpc: Rpc, err: grpc.RpcError, attempts: int, target: Target | None = None) -> PuddleError:
+    """The error to raise for a final failure of ``rpc`` (``target``: where it went, for a TLS failure's fix)."""
     mapped = from_rpc_error(err, rpc.method)
+    if isinstance(mapped, TlsHandshakeError) and target is not None and target.bare:
+        details = err.details() or ""
+        mapped.message = (f"{rpc.method}: TLS handshake with {target.authority} failed, which retrying cannot "
+                          f"fix: {tls_fix(details, bare=True)} ({details})")
+        mapped.args = (mapped.message,)
+        return mapped
     if isinstance(mapped, PuddleUnavailableError):
         if rpc.idempotent:
             mapped.message = f"{mapped.message} (gave up after {attempts} attempts)"
@@ -177,6 +209,9 @@ class ChannelConfig:
     ca_cert: str | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        check_ca_cert(self.target, self.ca_cert)
 
     def credentials(self) -> grpc.ChannelCredentials:
         root = self.ca_cert.encode() if self.ca_cert else None
@@ -217,7 +252,7 @@ class SyncChannel:
             except grpc.RpcError as err:
                 action = decide(rpc, err, attempt, relogged, self.config.retry)
                 if action == "raise":
-                    raise failure(rpc, err, attempt) from None
+                    raise failure(rpc, err, attempt, self.config.target) from None
                 if action == "relogin":
                     relogged, rejected, attempt = True, used, 0
                     log.info("%s: token rejected, logging in again", rpc.method)
@@ -232,16 +267,39 @@ class SyncChannel:
         self._channel, self._stubs = None, {}
 
 
+def loop_changed(owner: str, loop: asyncio.AbstractEventLoop | None) -> bool:
+    """Whether ``loop`` (where something async was made) is over and the running loop may replace it.
+
+    A closed loop (an earlier ``asyncio.run()``) is replaced; another loop that still runs is an
+    error that says so: a grpc.aio channel belongs to the loop it was opened on.
+    """
+    running = asyncio.get_running_loop()
+    if loop is None or loop is running:
+        return False
+    if loop.is_closed() or not loop.is_running():
+        return True
+    raise RuntimeError(f"{owner} is in use on another running event loop; an async Puddle client belongs to one "
+                       f"loop at a time: build one per loop (or per thread)")
+
+
 class AsyncChannel:
-    """The ``grpc.aio`` twin of :class:`SyncChannel`: same decisions, awaited calls and sleeps."""
+    """The ``grpc.aio`` twin of :class:`SyncChannel`: same decisions, awaited calls and sleeps.
+
+    A channel belongs to the event loop it was opened on; on a new loop (a second ``asyncio.run()``)
+    after that one ended, a fresh channel is opened.
+    """
 
     def __init__(self, config: ChannelConfig) -> None:
         self.config = config
         self._channel: grpc.aio.Channel | None = None
         self._stubs: dict[str, Any] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _stub(self, service: str) -> Any:
+        if loop_changed("this client's channel", self._loop):
+            self._channel, self._stubs = None, {}  # its loop is gone, and the channel with it
         if self._channel is None:
+            self._loop = asyncio.get_running_loop()
             t = self.config.target
             self._channel = (
                 grpc.aio.secure_channel(t.authority, self.config.credentials(), options=CHANNEL_OPTIONS)
@@ -266,7 +324,7 @@ class AsyncChannel:
             except grpc.RpcError as err:
                 action = decide(rpc, err, attempt, relogged, self.config.retry)
                 if action == "raise":
-                    raise failure(rpc, err, attempt) from None
+                    raise failure(rpc, err, attempt, self.config.target) from None
                 if action == "relogin":
                     relogged, rejected, attempt = True, used, 0
                     log.info("%s: token rejected, logging in again", rpc.method)
@@ -276,6 +334,6 @@ class AsyncChannel:
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        if self._channel is not None:
+        if self._channel is not None and not loop_changed("this client's channel", self._loop):
             await self._channel.close(None)
-        self._channel, self._stubs = None, {}
+        self._channel, self._stubs, self._loop = None, {}, None

@@ -15,9 +15,10 @@ from airflow_puddle.client._transport import (
     Rpc,
     SyncChannel,
     Target,
+    loop_changed,
 )
 from airflow_puddle.client.models import LoginUser
-from airflow_puddle.client.validation import validate_seconds
+from airflow_puddle.client.validation import validate_call_timeout
 
 ENV_SERVER_ADDRESS = "PUDDLE_SERVER_ADDRESS"
 ENV_API_KEY_ID = "PUDDLE_API_KEY_ID"
@@ -57,7 +58,7 @@ class BaseAuthorizer:
         self._server_address = resolve_server_address(server_address)
         key_id = _given_or_env("api_key_id", api_key_id, ENV_API_KEY_ID)
         secret = _given_or_env("api_secret_key", api_secret_key, ENV_API_SECRET_KEY)
-        timeout_s = validate_seconds("timeout_s", timeout_s)
+        timeout_s = validate_call_timeout(timeout_s)
         self._api_key_id = key_id
         self._api_secret_key = secret
         self.config = ChannelConfig(
@@ -149,10 +150,12 @@ class AsyncAuthorizer(BaseAuthorizer):
     _channel_type = AsyncChannel
     channel: AsyncChannel
     _async_lock: asyncio.Lock | None = None
+    _lock_loop: asyncio.AbstractEventLoop | None = None
 
     def _lock(self) -> asyncio.Lock:
-        if self._async_lock is None:
-            self._async_lock = asyncio.Lock()
+        """The login lock of the running loop (a new one after an earlier ``asyncio.run()`` ended)."""
+        if self._async_lock is None or loop_changed("this authorizer", self._lock_loop):
+            self._async_lock, self._lock_loop = asyncio.Lock(), asyncio.get_running_loop()
         return self._async_lock
 
     async def login(self) -> None:

@@ -53,6 +53,12 @@ class AuthError(PuddleError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class TlsHandshakeError(PuddleError):
+    """The TLS handshake with the server failed (a plaintext server, an untrusted certificate); not transient."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
 class SystemFailedError(PuddleError):
     """The system entered the failed state (or the upload failed) while being waited on."""
 
@@ -111,9 +117,32 @@ def too_large(code: grpc.StatusCode, details: str) -> re.Match[str] | None:
     return _TOO_LARGE.search(details) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
 
 
+_HANDSHAKE = re.compile(r"(?:tls|ssl) handshake failed|security handshaker", re.IGNORECASE)
+
+
+def handshake_failed(code: grpc.StatusCode, details: str) -> bool:
+    """Whether ``details`` says the TLS handshake failed (a wrong scheme, an untrusted certificate): not transient."""
+    return code == grpc.StatusCode.UNAVAILABLE and _HANDSHAKE.search(details) is not None
+
+
+def tls_fix(details: str, *, bare: bool = False) -> str:
+    """What to change when a TLS handshake failed with ``details``; ``bare``: the address had no scheme."""
+    if "WRONG_VERSION_NUMBER" in details or "HTTP_REQUEST" in details or "packet length too long" in details:
+        if bare:
+            return ("a bare host:port means TLS, and the server does not speak TLS: for a plaintext server "
+                    "(such as the emulator) write http://HOST:PORT")
+        return "the server does not speak TLS: for a plaintext server (such as the emulator) use http://"
+    if "CERTIFICATE_VERIFY_FAILED" in details:
+        return "the server's certificate is not trusted: give its CA's PEM text as ca_cert (extra.ca_cert)"
+    if "security handshaker" in details:
+        return "the TLS settings are unusable: ca_cert must hold PEM certificate text"
+    return "check the address's scheme (http:// for a plaintext server) and ca_cert"
+
+
 def is_transient(code: grpc.StatusCode, details: str = "") -> bool:
-    """Whether asking again may succeed: a transient code that is not a message over the size limit."""
-    return code in TRANSIENT_CODES and too_large(code, details) is None
+    """Whether asking again may succeed: a transient code that is not a message over the size limit
+    nor a failed TLS handshake."""
+    return code in TRANSIENT_CODES and too_large(code, details) is None and not handshake_failed(code, details)
 
 
 _BY_CODE: dict[grpc.StatusCode, type[PuddleError]] = {
@@ -136,6 +165,9 @@ def from_rpc_error(err: grpc.RpcError, method: str = "") -> PuddleError:
         got, limit = sizes.groups()
         return MessageTooLargeError(f"{where}message too large: {int(got):,} bytes, over the limit of "
                                     f"{int(limit):,} bytes", code=code)
+    if handshake_failed(code, details):
+        return TlsHandshakeError(f"{where}TLS handshake failed, which retrying cannot fix: {tls_fix(details)} "
+                                 f"({details})", code=code)
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return NotAnEmulatorError(NOT_AN_EMULATOR.format(method=method or "this call"), code=code)
     if code == grpc.StatusCode.INVALID_ARGUMENT:

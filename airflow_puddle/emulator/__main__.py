@@ -27,7 +27,7 @@ from airflow_puddle.emulator.limits import (
     setting_host,
     setting_int,
     setting_port,
-    setting_seconds,
+    setting_step_seconds,
     setting_text,
 )
 from airflow_puddle.emulator.nodes import NODE_MEMORY_MB, default_max_nodes
@@ -48,7 +48,8 @@ T = TypeVar("T")
 _FLAGS = {
     "db_path": "--db", "step_seconds": "--step-seconds", "api_key_id": "--api-key-id",
     "api_secret_key": "--api-secret-key", "cu_capacity": "--cu-capacity", "host": "--host", "port": "--port",
-    "tls": "--tls-cert", "h2o3": "--h2o3", "h2o3_max_nodes": "--h2o3-max-nodes",
+    "tls": "--tls-cert", "tls_cert": "--tls-cert", "tls_key": "--tls-key", "h2o3": "--h2o3",
+    "h2o3_max_nodes": "--h2o3-max-nodes",
 }
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -100,7 +101,7 @@ def _log_level(text: str) -> str:
 
 
 _port = _checked(lambda text: setting_port(_whole(text)))
-_step_seconds = _checked(lambda text: setting_seconds("step_seconds", _number(text)))
+_step_seconds = _checked(lambda text: setting_step_seconds(_number(text)))
 _cu_capacity = _checked(lambda text: setting_int("cu_capacity", _whole(text), minimum=0))
 _text = _checked(lambda text: setting_text("value", text))
 _host = _checked(setting_host)

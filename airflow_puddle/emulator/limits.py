@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import ssl
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from airflow_puddle.client.errors import ValidationFailedError
@@ -22,6 +25,10 @@ LATEST_TIME = 253402300799.0
 """The emulator's clock never passes 9999-12-31T23:59:59Z, the last instant a protobuf Timestamp holds."""
 MAX_LATENCY_SECONDS = 600.0
 """The longest injected latency: ten minutes (a shutdown cuts it short)."""
+MAX_STEP_SECONDS = 3600.0
+"""The longest a lifecycle state lasts (``--step-seconds``): an hour, so a system always boots and terminates."""
+MAX_TOKEN_TTL_SECONDS = MAX_ADVANCE_SECONDS
+"""The longest a token lives: ten years."""
 MAX_FAULT_COUNT = 1_000_000
 MAX_FAULT_MESSAGE_CHARS = 1024
 """An injected fault's message travels in the status trailer, which clients cap (8 KiB by default)."""
@@ -36,10 +43,10 @@ class EmulatorConfigError(ValueError):
         self.rule = rule
 
 
-def setting_seconds(argument: str, value: object) -> float:
-    """A duration setting: a finite number of seconds above zero."""
+def setting_seconds(argument: str, value: object, *, maximum: float | None = None) -> float:
+    """A duration setting: a finite number of seconds above zero, at most ``maximum``."""
     try:
-        return validate_seconds(argument, value)
+        return validate_seconds(argument, value, maximum=maximum)
     except ValidationFailedError as err:
         raise EmulatorConfigError(argument, err.rule) from None
 
@@ -91,13 +98,40 @@ def format_address(host: str, port: int, *, tls: bool = False) -> str:
     return f"{'https' if tls else 'http'}://{bind_target(host, port)}"
 
 
+def setting_step_seconds(value: object) -> float:
+    """How long each lifecycle state lasts: above zero, at most :data:`MAX_STEP_SECONDS`."""
+    return setting_seconds("step_seconds", value, maximum=MAX_STEP_SECONDS)
+
+
 def setting_tls(tls: Any) -> tuple[bytes, bytes] | None:
-    """``(certificate chain PEM, private key PEM)``, both non-empty bytes, or None."""
+    """``(certificate chain PEM, private key PEM)``, both non-empty bytes that TLS can use, or None.
+
+    A file that is not a certificate is ``tls_cert``'s error, a key that is not one (or not the
+    certificate's) ``tls_key``'s, said here rather than as a port gRPC could not bind.
+    """
     if tls is None:
         return None
     if not isinstance(tls, tuple) or len(tls) != 2 or not all(isinstance(p, bytes) and p.strip() for p in tls):
         raise EmulatorConfigError("tls", "must be (certificate chain PEM, private key PEM), both non-empty bytes")
+    cert, key = tls
+    try:
+        ssl.create_default_context(cadata=cert.decode("ascii"))
+    except (ssl.SSLError, ValueError) as err:
+        raise EmulatorConfigError("tls_cert", f"is not a PEM certificate chain ({_ssl_reason(err)})") from None
+    with tempfile.TemporaryDirectory(prefix="puddle-tls-") as folder:
+        cert_file, key_file = Path(folder, "cert.pem"), Path(folder, "key.pem")
+        cert_file.write_bytes(cert)
+        key_file.write_bytes(key)
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert_file, key_file)
+        except (ssl.SSLError, ValueError) as err:
+            raise EmulatorConfigError(
+                "tls_key", f"is not a PEM private key of the certificate ({_ssl_reason(err)})") from None
     return tls
+
+
+def _ssl_reason(err: Exception) -> str:
+    return str(getattr(err, "reason", None) or err.__class__.__name__)
 
 
 def admin_seconds(field: str, value: object, *, maximum: float) -> float:

@@ -32,7 +32,13 @@ from airflow_puddle.domain.statuses import BaseStatus, SystemStatuses, system_st
 from airflow_puddle.emulator.catalog import Catalog, check_cloud
 from airflow_puddle.emulator.experiments import dai_experiments
 from airflow_puddle.emulator.lifecycle import Lifecycle
-from airflow_puddle.emulator.limits import advance_seconds, setting_int, setting_seconds, setting_text
+from airflow_puddle.emulator.limits import (
+    MAX_TOKEN_TTL_SECONDS,
+    advance_seconds,
+    setting_int,
+    setting_step_seconds,
+    setting_text,
+)
 from airflow_puddle.emulator.rows import (
     CUInfo,
     ExperimentRow,
@@ -113,10 +119,11 @@ class PuddleBackend:
         token_ttl_seconds: int = 3600,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        self.lifecycle = Lifecycle(setting_seconds("step_seconds", step_seconds))
+        self.lifecycle = Lifecycle(setting_step_seconds(step_seconds))
         self.step_seconds = self.lifecycle.step_seconds
         self.cu_capacity = setting_int("cu_capacity", cu_capacity, minimum=0)
-        self.token_ttl_seconds = setting_int("token_ttl_seconds", token_ttl_seconds, minimum=1)
+        self.token_ttl_seconds = setting_int("token_ttl_seconds", token_ttl_seconds, minimum=1,
+                                             maximum=int(MAX_TOKEN_TTL_SECONDS))
         self._api_key_id = setting_text("api_key_id", api_key_id)
         self._api_secret_key = setting_text("api_secret_key", api_secret_key)
         user_name = setting_text("user_name", user_name)
@@ -244,6 +251,7 @@ class PuddleBackend:
             name=name, disk_size_gb=disk_size_gb, image_id=image_id or None, product=product or None,
             version=version or None, instance_type_id=instance_type_id or None,
             instance_type_name=instance_type_name or None, idle_interval=idle_interval, tags=tags,
+            unset_tag_values=True,  # proto3: an empty value is a tag not given, which gets its default
         )
         cloud = check_cloud(cloud, required=True)
         image = self.catalog.resolve_image(cloud, image_id, product, version)

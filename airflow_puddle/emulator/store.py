@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -111,7 +112,7 @@ class Store:
         except sqlite3.Error as err:
             self._conn.close()
             raise EmulatorConfigError("db_path", f"cannot use {path} as the emulator database ({err})") from None
-        self.watch = FileWatch(path)
+        self.watch = FileWatch(path, self._stamp())
         self._closed = False
         self._rows = RowCache([_system(r) for r in self._conn.execute(_SELECT_SYSTEMS)])
         self._token_users: dict[str, tuple[User, float]] = {}
@@ -131,6 +132,13 @@ class Store:
             if missing:
                 raise sqlite3.DatabaseError(f"its systems table lacks {', '.join(sorted(missing))}")
             self.set_meta("schema_checked", "1")  # a write: a read-only database fails here, not at a login
+
+    def _stamp(self) -> bytes:
+        """Stamp the file's header with a random ``application_id`` and checkpoint it there (the WAL would hold it)."""
+        stamp = secrets.randbelow(2**31 - 1) + 1
+        self._conn.execute(f"PRAGMA application_id = {stamp}")
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return stamp.to_bytes(4, "big")
 
     def close(self) -> None:
         """Close the connection (closing twice is harmless); later transactions raise ``DatabaseClosedError``."""

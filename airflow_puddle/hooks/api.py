@@ -28,7 +28,17 @@ from airflow_puddle.client.errors import (
     ValidationFailedError,
 )
 from airflow_puddle.client.models import System, TagData
-from airflow_puddle.client.validation import validate_name, validate_poll_interval, validate_seconds, validate_system_id
+from airflow_puddle.client.validation import (
+    validate_config_toml,
+    validate_create,
+    validate_deadline,
+    validate_name,
+    validate_poll_interval,
+    validate_seconds,
+    validate_system_id,
+    validate_tags,
+    validate_wait_timeout,
+)
 from airflow_puddle.client.waiting import WaitOutcome, WaitTracker, narrator
 
 DOCUMENTED = ("SystemsClient", "System", "TagData", "PreconditionFailedError", "ValidationFailedError")
@@ -54,11 +64,13 @@ EXTENSIONS: dict[str, str] = {
 }
 """What the provider uses beyond the documented API, and how the adapter provides each over the official client."""
 
-CHECKS = ("validate_name", "validate_poll_interval", "validate_seconds", "validate_system_id")
+CHECKS = ("validate_config_toml", "validate_create", "validate_deadline", "validate_name", "validate_poll_interval",
+          "validate_seconds", "validate_system_id", "validate_tags", "validate_wait_timeout")
 """Input rules (no I/O), the same whichever client is chosen."""
 
 __all__ = [
     "AlreadyExistsError", "AsyncSystemsClient", "PreconditionFailedError", "PuddleError", "PuddleUnavailableError",
     "System", "SystemsClient", "TagData", "ValidationFailedError", "WaitOutcome", "WaitTracker", "narrator",
-    "validate_name", "validate_poll_interval", "validate_seconds", "validate_system_id",
+    "validate_config_toml", "validate_create", "validate_deadline", "validate_name", "validate_poll_interval",
+    "validate_seconds", "validate_system_id", "validate_tags", "validate_wait_timeout",
 ]

@@ -23,8 +23,8 @@ from airflow_puddle.client import (
     TagsClient,
 )
 from airflow_puddle.client._drivers import BLOCKING_CALLS
-from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy, Target
-from airflow_puddle.client.validation import validate_seconds
+from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy, Target, check_ca_cert
+from airflow_puddle.client.validation import MAX_BACKOFF_S, validate_call_timeout, validate_seconds
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
 from airflow_puddle.hooks.adapter import OfficialClientMissingError, OfficialKit, import_official
 from airflow_puddle.hooks.form import BUILTIN_ONLY, CLIENT_CHOICES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
@@ -59,13 +59,9 @@ class PuddleSettings:
         host = (conn.host or "").strip()
         if not host:
             raise PuddleConnectionError(f"connection {cid!r}: host is required (e.g. https://puddle.example.com)")
-        address = host
-        if conn.port:
-            if _has_port(host):
-                raise PuddleConnectionError(f"connection {cid!r}: give the port in host or in port, not both")
-            address = f"{host.rstrip('/')}:{conn.port}"
+        address = _join(cid, host, conn.port)
         try:
-            Target.parse(address)
+            target = Target.parse(address)
         except ValueError as err:
             raise PuddleConnectionError(f"connection {cid!r}: host: {str(err).split(': ', 1)[-1]}") from None
         if not conn.login:
@@ -82,17 +78,14 @@ class PuddleSettings:
             cloud = cloud_by_id(str(extra.get("cloud") or "aws"))
         except ValueError as err:
             raise PuddleConnectionError(f"connection {cid!r}: extra.{err}") from None
+        client = _client_choice(cid, extra)  # first: it refuses what the official client has no use for
         ca_cert = extra.get("ca_cert") or None
-        if ca_cert is not None and "-----BEGIN CERTIFICATE-----" not in str(ca_cert):
-            raise PuddleConnectionError(
-                f"connection {cid!r}: extra.ca_cert: must be PEM text (-----BEGIN CERTIFICATE-----...), not a path"
-            )
         try:
-            timeout_s = validate_seconds("timeout", _number(extra.get("timeout", DEFAULT_TIMEOUT_S)))
+            check_ca_cert(target, None if ca_cert is None else str(ca_cert))
+            timeout_s = validate_call_timeout(_number(extra.get("timeout", DEFAULT_TIMEOUT_S)), "timeout")
             retry = _retry_policy(extra)
         except ValueError as err:
             raise PuddleConnectionError(f"connection {cid!r}: extra.{err}") from None
-        client = _client_choice(cid, extra)
         return cls(address, conn.login, conn.password, cloud, str(ca_cert) if ca_cert else None, timeout_s, retry,
                    client)
 
@@ -145,7 +138,8 @@ def _retry_policy(extra: dict[str, Any]) -> RetryPolicy:
     retries = extra.get("retries", default.max_attempts - 1)
     if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
         raise ValueError(f"retries: must be a whole number from 0 to {MAX_RETRIES}, got {retries!r}")
-    max_wait = validate_seconds("retry_max_wait", _number(extra.get("retry_max_wait", default.max_backoff_s)))
+    max_wait = validate_seconds("retry_max_wait", _number(extra.get("retry_max_wait", default.max_backoff_s)),
+                                maximum=MAX_BACKOFF_S)
     return replace(default, max_attempts=retries + 1, max_backoff_s=max_wait,
                    initial_backoff_s=min(default.initial_backoff_s, max_wait))
 
@@ -172,6 +166,21 @@ def _client_choice(cid: str | None, extra: dict[str, Any]) -> str:
         except OfficialClientMissingError as err:
             raise PuddleConnectionError(f"connection {cid!r}: {err}") from None
     return str(client)
+
+
+def _join(cid: str | None, host: str, port: int | None) -> str:
+    """The server address from the connection's host and port (``Target.parse`` checks the result)."""
+    if not port:
+        return host
+    netloc = host.split("://", 1)[-1]
+    if netloc.count(":") >= 2 and "[" not in netloc:
+        raise PuddleConnectionError(f"connection {cid!r}: host: an IPv6 address needs brackets, as in "
+                                    f"http://[::1] (with the port in port), got {host!r}")
+    if "?" in netloc or "#" in netloc:
+        return host  # Target.parse names the query string
+    if _has_port(host):
+        raise PuddleConnectionError(f"connection {cid!r}: give the port in host or in port, not both")
+    return f"{host.rstrip('/')}:{port}"
 
 
 def _has_port(host: str) -> bool:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_puddle.checks import check_flag, check_target, timeout_seconds
 from airflow_puddle.domain.lifecycle import (
     MOVING_TOWARD,
     SETTLED,
@@ -31,7 +32,7 @@ from airflow_puddle.hooks.api import (
     WaitOutcome,
     narrator,
     validate_poll_interval,
-    validate_seconds,
+    validate_tags,
 )
 from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
 from airflow_puddle.links.puddle import PuddleSystemLink
@@ -43,19 +44,19 @@ if TYPE_CHECKING:
 
 
 def tag_data(tags: object) -> list[TagData]:
-    """Tags given as ``{label: value}`` or a list of :class:`TagData`, checked (a string is refused)."""
+    """Tags given as ``{label: value}`` or a list of :class:`TagData`, checked as the client checks them.
+
+    A value is taken as it is, never as its ``str()``: ``{"Team": None}`` is refused, naming the tag.
+    """
     if tags is None:
         return []
     if isinstance(tags, dict):
-        return [TagData(str(k), str(v)) for k, v in tags.items()]
+        validate_tags(tags.items())
+        return [TagData(k, v) for k, v in tags.items()]
     if isinstance(tags, list | tuple) and all(isinstance(t, TagData) for t in tags):
+        validate_tags((t.label, t.value) for t in tags)
         return list(tags)
     raise ValidationFailedError("tags", f"must be a dict of label to value or a list of TagData, got {tags!r}")
-
-
-def timeout_seconds(timeout: object, field: str = "timeout") -> float:
-    """A timeout given as a ``timedelta`` or a number of seconds, checked: finite and above zero."""
-    return validate_seconds(field, timeout.total_seconds() if isinstance(timeout, timedelta) else timeout)
 
 
 class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
@@ -95,8 +96,8 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         self.system_name = system_name
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
-        self.wait_for_completion = wait_for_completion
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.wait_for_completion = check_flag("wait_for_completion", wait_for_completion)
+        self.deferrable = default_deferrable() if deferrable is None else check_flag("deferrable", deferrable)
         self.poll_interval = validate_poll_interval(poll_interval)
         self.timeout = timeout
         self.timeout_s = timeout_seconds(timeout)
@@ -104,8 +105,7 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
     # ------------------------------------------------------------------ Airflow entry points
 
     def execute(self, context: Context) -> Any:
-        if bool(self.system_id) == bool(self.system_name):  # templates may render empty
-            raise ValueError(f"{self.task_id}: system_id or system_name rendered empty")
+        self._check()  # every rule that needs no server, before the first call
         with self.hook:
             return self._act(context, time.time() + self.timeout_s)
 
@@ -118,6 +118,10 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         self.log.info("Task killed; Puddle carries on with the operation on %s", self._what())
 
     # ------------------------------------------------------------------ steps, for subclasses
+
+    def _check(self) -> None:
+        """Check the rendered arguments (templates may render empty, ``None`` or a list); subclasses add theirs."""
+        check_target(self.system_id, self.system_name)
 
     def _act(self, context: Context, deadline: float) -> Any:
         """The operator's own work, due by ``deadline``."""

@@ -16,9 +16,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk.exceptions import AirflowException
 
+from airflow_puddle.checks import check_flag, timeout_seconds
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD
-from airflow_puddle.hooks.api import AlreadyExistsError, PuddleError, System, TagData
-from airflow_puddle.operators.base import PuddleBaseSystemOperator, tag_data, timeout_seconds
+from airflow_puddle.hooks.api import (
+    AlreadyExistsError,
+    PuddleError,
+    System,
+    TagData,
+    validate_config_toml,
+    validate_create,
+)
+from airflow_puddle.operators.base import PuddleBaseSystemOperator, tag_data
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,12 +86,21 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         self.disk_size_gb = disk_size_gb
         self.idle_interval = idle_interval
         self.tags = tags
-        self.terminate_on_failure = terminate_on_failure
+        self.terminate_on_failure = check_flag("terminate_on_failure", terminate_on_failure)
         self._created_id: str | None = None
 
     def execute(self, context: Context) -> Any:
         self.system_name = self.name  # the name may have been templated
         return super().execute(context)
+
+    def _check(self) -> None:
+        """Every create rule, on the rendered values, before the ListSystems that looks for a same-name system."""
+        tags = tag_data(self.tags)
+        validate_create(
+            name=self.name, disk_size_gb=self.disk_size_gb, image_id=self.image_id, product=self.product,
+            version=self.version, instance_type_id=None, instance_type_name=self.instance_type_name,
+            idle_interval=self.idle_interval, tags=[(t.label, t.value) for t in tags],
+        )
 
     def _act(self, context: Context, deadline: float) -> Any:
         existing = self._client.find_by_name(self.name)
@@ -213,7 +230,11 @@ class PuddleUpdateConfigTomlOperator(PuddleBaseSystemOperator):
     def __init__(self, *, config_toml: str, restart: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.config_toml = config_toml
-        self.restart = restart
+        self.restart = check_flag("restart", restart)
+
+    def _check(self) -> None:
+        super()._check()
+        validate_config_toml(self.config_toml)  # before the GetSystem that finds the system
 
     def _act(self, context: Context, deadline: float) -> Any:
         system = self._call("update_config_toml", self._require_system(), self.config_toml)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
+from airflow_puddle.checks import check_flag, check_target, timeout_seconds
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
 from airflow_puddle.hooks.api import ValidationFailedError, narrator, validate_poll_interval
 from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
@@ -35,17 +36,21 @@ class _PuddleSensor(PuddleHookUser, BaseSensorOperator):
         puddle_conn_id: str = PuddleHook.default_conn_name,
         cloud: str | None = None,
         poke_interval: float = DEFAULT_POLL_INTERVAL,
-        timeout: float = DEFAULT_TIMEOUT.total_seconds(),
+        timeout: timedelta | float = DEFAULT_TIMEOUT,
         **kwargs: Any,
     ) -> None:
         validate_poll_interval(poke_interval, "poke_interval")
-        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        super().__init__(poke_interval=poke_interval, timeout=timeout_seconds(timeout), **kwargs)
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
 
     def execute(self, context: Context) -> Any:
+        self._check()  # every rule that needs no server, before the first call
         with self.hook:
             return super().execute(context)
+
+    def _check(self) -> None:
+        """Check the rendered arguments; subclasses add theirs."""
 
 
 class PuddleSystemStateSensor(_PuddleSensor):
@@ -78,7 +83,10 @@ class PuddleSystemStateSensor(_PuddleSensor):
         self.system_id = system_id
         self.system_name = system_name
         self.target_state = check_wait_target(target_state, "target_state")
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.deferrable = default_deferrable() if deferrable is None else check_flag("deferrable", deferrable)
+
+    def _check(self) -> None:
+        check_target(self.system_id, self.system_name)  # system_id="" names system_id, not name
 
     def _target_id(self) -> str | None:
         """The watched system's id; by name, None when no such system exists."""
@@ -156,6 +164,9 @@ class PuddleCUAvailableSensor(_PuddleSensor):
         if not (isinstance(cu, str) and "{{" in cu):  # a template is checked once rendered
             cu_needed(cu)
         self.cu = cu
+
+    def _check(self) -> None:
+        cu_needed(self.cu)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         needed = cu_needed(self.cu)

@@ -12,14 +12,16 @@ judges every snapshot of a private poll, for ``dag.test()`` and triggerers witho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator, Awaitable, Hashable
 from typing import Any
 
 from airflow.configuration import conf
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from airflow_puddle.checks import check_flag
 from airflow_puddle.domain.lifecycle import check_wait_target
 from airflow_puddle.hooks.api import (
     PuddleError,
@@ -27,9 +29,9 @@ from airflow_puddle.hooks.api import (
     WaitOutcome,
     WaitTracker,
     narrator,
+    validate_deadline,
     validate_name,
     validate_poll_interval,
-    validate_seconds,
     validate_system_id,
 )
 from airflow_puddle.hooks.puddle import PuddleHook
@@ -97,12 +99,12 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         self.system_name = system_name
         self.target = check_wait_target(target)
         # A past deadline times out at once; None watches for ever.
-        self.deadline = None if deadline is None else validate_seconds("deadline", deadline, allow_zero=True)
+        self.deadline = None if deadline is None else validate_deadline(deadline, time.time())
         self.puddle_conn_id = puddle_conn_id
         self.cloud = cloud
         self.poll_interval = validate_poll_interval(poll_interval)
-        self.owns_system = bool(owns_system)
-        self.shared = bool(shared)
+        self.owns_system = check_flag("owns_system", owns_system)  # "false" from a tampered row is no False
+        self.shared = check_flag("shared", shared)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -156,6 +158,8 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
 
         Parked, a wait is not woken by each snapshot the manager queues for it, only when its
         system changes, Puddle fails or comes back, or its tracker is due (:mod:`.wakeups`).
+        The wait ends at its deadline whatever the interval: when the next snapshot is not there
+        by then, one GetSystem of this system decides (:meth:`_last_look`).
         """
         assert self.deadline is not None
         tracker = WaitTracker(self.system_id, self.target, self.deadline, time.time(), narrator(self.log))
@@ -166,24 +170,21 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         joined: Board | None = None  # the shared poll this wait is counted on
         try:
             while True:
-                if board is None:
-                    snapshot: SystemsSnapshot = await anext(stream)
-                else:
-                    due = self.deadline if last is None else tracker.next_due()
-                    await board.park(self.system_id, seen, after, min(due - time.time(), self._drain_every_s()))
-                    snapshot = await board.catch_up(stream, last, after)
-                    if snapshot.taken_at < self.deadline <= time.time():
-                        # Woken at the deadline: judge it on a look taken since, as the per-snapshot filter did,
-                        # not on the last one (up to an interval old: the target may have been reached since).
-                        snapshot = await anext(stream)
-                if park and joined is None and snapshot.board is not None:
+                snapshot = await _by(self.deadline, self._next(stream, board, tracker, last, after, seen))
+                if park and joined is None and snapshot is not None and snapshot.board is not None:
                     joined = self._join(snapshot.board)
+                if snapshot is None or snapshot.taken_at < self.deadline <= time.time():
+                    # The deadline came first (a poll interval may be far longer than the time left): judge a look
+                    # taken now, not the last snapshot (the target may have been reached since) nor the next poll.
+                    outcome = await self._last_look(tracker, snapshot or last or (board.latest if board else None))
+                    yield TriggerEvent(outcome_event(outcome, deadline=tracker.deadline, owns_system=self.owns_system))
+                    return
                 if snapshot.permanent and snapshot.error is not None:
                     yield self._error(f"{type(snapshot.error).__name__}: {snapshot.error}")
                     return
-                outcome, seen = await self._judge(tracker, snapshot)
-                if outcome is not None:
-                    yield TriggerEvent(outcome_event(outcome, deadline=tracker.deadline, owns_system=self.owns_system))
+                judged, seen = await self._judge(tracker, snapshot)
+                if judged is not None:
+                    yield TriggerEvent(outcome_event(judged, deadline=tracker.deadline, owns_system=self.owns_system))
                     return
                 board, after, last = (snapshot.board if park else None), snapshot.seq, snapshot
         finally:
@@ -196,6 +197,37 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         self.log.info("On the shared poll of connection %r (one list of systems every %gs), with %d wait(s) "
                       "on it in this triggerer now", self.puddle_conn_id, self.poll_interval, board.waits)
         return board
+
+    async def _next(self, stream: AsyncIterator[Any], board: Board | None, tracker: WaitTracker,
+                    last: SystemsSnapshot | None, after: int, seen: object) -> SystemsSnapshot:
+        """The next snapshot to judge: the stream's next, or, parked on ``board``, the newest once woken."""
+        if board is None:
+            snapshot: SystemsSnapshot = await anext(stream)
+            return snapshot
+        assert self.deadline is not None
+        due = self.deadline if last is None else tracker.next_due()
+        await board.park(self.system_id, seen, after, min(due - time.time(), self._drain_every_s()))
+        return await board.catch_up(stream, last, after)
+
+    async def _last_look(self, tracker: WaitTracker, snapshot: SystemsSnapshot | None) -> WaitOutcome:
+        """At the deadline: one GetSystem of this system (with the poll's client) judged, or the wait times out."""
+        now = time.time()
+        client = snapshot.client if snapshot is not None else None
+        if client is not None:
+            try:
+                system = await asyncio.wait_for(client.get(self.system_id), LAST_LOOK_S)
+            except (PuddleUnavailableError, TimeoutError) as err:
+                error: PuddleError = err if isinstance(err, PuddleError) else PuddleUnavailableError(
+                    f"GetSystem: no answer within {LAST_LOOK_S:.0f}s")
+            else:
+                outcome = tracker.observe(system, max(now, tracker.deadline))
+                assert outcome is not None  # judged at the deadline: reached, failed, gone or timed out
+                return outcome
+        else:
+            error = PuddleUnavailableError("no poll of Puddle answered before the deadline")
+        outcome = tracker.unavailable(error, max(now, tracker.deadline))
+        assert outcome is not None
+        return outcome
 
     def _drain_every_s(self) -> float:
         """A parked wait takes its queued snapshots at least this often: before half the queue's bound."""
@@ -276,6 +308,23 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             self.log.warning("Task killed; could not terminate system %s: %s", self.system_id, err)
         finally:
             await client.authorizer.close()  # type: ignore[attr-defined]
+
+
+LAST_LOOK_S = 10.0
+"""How long the one GetSystem at a wait's deadline may take before the wait times out without it."""
+
+
+async def _by(deadline: float, step: Awaitable[SystemsSnapshot]) -> SystemsSnapshot | None:
+    """``step``'s snapshot, or None when the deadline passes first (``step`` is then cancelled)."""
+    task = asyncio.ensure_future(step)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.time()))
+    finally:  # also when the trigger is cancelled: nothing may go on reading the stream after
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await task
+    return task.result() if task in done else None
 
 
 @functools.cache

@@ -57,6 +57,8 @@ class Board:
         self._healthy = True
         self.waits = 0
         """Waits that follow this poll (counted from their first snapshot until they end)."""
+        self.latest: SystemsSnapshot | None = None
+        """The newest snapshot published: a wait that joined since has its client for a look at its deadline."""
 
     @classmethod
     def open(cls, key: Hashable) -> Board:
@@ -72,6 +74,7 @@ class Board:
 
     async def publish(self, snapshot: SystemsSnapshot) -> None:
         """Wake the waits ``snapshot`` concerns, :data:`WAKE_BATCH` per loop turn. Call it right after the yield."""
+        self.latest = snapshot
         failed = snapshot.error is not None
         if failed and not snapshot.permanent and not self._healthy:
             due = self._take(lambda system_id, seen: seen is EVERY)  # an outage goes on: nothing new to say

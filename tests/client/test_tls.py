@@ -6,6 +6,7 @@ import datetime
 import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -13,8 +14,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from airflow_puddle.client import CLOUD_AWS, Authorizer, RetryPolicy, SystemsClient
-from airflow_puddle.client.errors import PuddleUnavailableError
+from airflow_puddle.client import (
+    CLOUD_AWS,
+    AsyncAuthorizer,
+    AsyncSystemsClient,
+    Authorizer,
+    RetryPolicy,
+    SystemsClient,
+)
+from airflow_puddle.client.errors import PuddleUnavailableError, TlsHandshakeError
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY, EmulatorServer
 
 
@@ -57,10 +65,36 @@ def test_tls_with_the_callers_ca(tls_emulator: tuple[EmulatorServer, bytes]) -> 
 def test_tls_rejects_an_unknown_ca(tls_emulator: tuple[EmulatorServer, bytes]) -> None:
     server, _ = tls_emulator
     other, _ = self_signed("someone-else")
-    fast = {"timeout_s": 2.0, "retry_policy": RetryPolicy(max_attempts=1)}
-    auth = Authorizer(server.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY, ca_cert=other.decode(), **fast)
-    with pytest.raises(PuddleUnavailableError):
+    auth = Authorizer(server.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY, ca_cert=other.decode())
+    with pytest.raises(TlsHandshakeError, match="certificate is not trusted: give its CA's PEM text as ca_cert"):
         SystemsClient(CLOUD_AWS, authorizer=auth).list()
+
+
+def test_a_bare_address_to_a_plaintext_server_fails_at_once_saying_why(emulator: EmulatorServer,
+                                                                      flavour: str, wrap: Any) -> None:
+    """A bare host:port means TLS; against a plaintext server the handshake fails and is not retried."""
+    bare = emulator.address.removeprefix("http://")
+    auth_cls = Authorizer if flavour == "sync" else AsyncAuthorizer
+    systems_cls = SystemsClient if flavour == "sync" else AsyncSystemsClient
+    systems = wrap(systems_cls(CLOUD_AWS, authorizer=auth_cls(bare, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY)))
+    with pytest.raises(TlsHandshakeError) as info:
+        systems.list()
+    assert "a bare host:port means TLS" in str(info.value) and f"write http://{bare[:9]}" not in str(info.value)
+    assert "write http://HOST:PORT" in str(info.value) and "gave up after" not in str(info.value)
+    with pytest.raises(TlsHandshakeError):  # a wait does not ride it out until its deadline either
+        systems.wait_for_system_started("0b7e4a3c-0000-4000-8000-000000000000")
+
+
+@pytest.mark.parametrize(("address", "ca_cert", "message"), [
+    ("http://127.0.0.1:9", "cert", "ca_cert: given for a plaintext http:// address, which would ignore it"),
+    ("https://127.0.0.1:9", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+     "ca_cert: is not a valid PEM certificate"),
+    ("127.0.0.1:9", "/etc/ssl/ca.pem", "ca_cert: must be PEM text"),
+])
+def test_tls_settings_that_cannot_work_are_refused_when_built(address: str, ca_cert: str, message: str) -> None:
+    pem = self_signed("x")[0].decode() if ca_cert == "cert" else ca_cert
+    with pytest.raises(ValueError, match=message):
+        Authorizer(address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY, ca_cert=pem)
 
 
 def test_plaintext_client_cannot_talk_to_a_tls_server(tls_emulator: tuple[EmulatorServer, bytes]) -> None:

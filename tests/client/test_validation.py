@@ -61,6 +61,18 @@ TABLE = [
     ({"version": None}, "version", "is required when image is not set"),
     ({"product": None}, "product", "is required when image is not set"),
     ({"instance_type_name": None}, "instance_type", "set instance_type or instance_type_name"),
+    # hardening round 2: values only the server refused, rendered nothing, tags that were stored as str()
+    ({"product": "spark"}, "product", "must be one of dai, h2o3, got 'spark'"),
+    ({"product": "None"}, "product", "got 'None': a template that rendered nothing"),
+    ({"version": "None"}, "version", "got 'None': a template that rendered nothing"),
+    ({"instance_type_name": "null"}, "instance_type_name", "a template that rendered nothing"),
+    ({"image": "None", "product": None, "version": None}, "image", "a template that rendered nothing"),
+    *[({"tags": [TagData("Team", bad)]}, "tags", "value of tag 'Team' must be a non-empty string")
+      for bad in (None, 5, True, ["ml"], "", "  ", "None")],
+    ({"tags": [TagData("Team", "x" * 257)]}, "tags", "value of tag 'Team' must be at most 256 characters, got 257"),
+    ({"tags": [TagData("Team", "x" * 1024 * 1024)]}, "tags", "at most 256 characters, got 1,048,576"),
+    ({"tags": [TagData("L" * 129, "ml")]}, "tags", "must be at most 128 characters, got 129"),
+    ({"tags": [TagData(f"t{i}", "v") for i in range(51)]}, "tags", "at most 50 tags"),
 ]
 
 
@@ -81,7 +93,7 @@ def test_client_accepts_models_and_checks_tags_and_ids() -> None:
         client.create(**{**GOOD, "product": PRODUCT_DAI}, tags=[TagData("Team", "a"), TagData("Team", "b")])
     with pytest.raises(ValidationFailedError, match="tags: every tag needs a non-empty label"):
         client.create(**GOOD, tags=[TagData(" ", "a")])
-    for bad_id in ("", "  ", None, 5, "None", "null"):
+    for bad_id in ("", "  ", None, 5, "None", "null", "[1, 2]", "{'id': 'x'}", "a b", "x" * 129, "-x"):
         with pytest.raises(ValidationFailedError, match="system_id: "):
             client.terminate(bad_id)
         with pytest.raises(ValidationFailedError, match="system_id: "):
@@ -92,6 +104,28 @@ def test_client_accepts_models_and_checks_tags_and_ids() -> None:
         client.update_config_toml("abc", {"a": 1})
     with pytest.raises(ValidationFailedError, match="config_toml: is not valid TOML"):
         client.update_config_toml("abc", "this is = = not toml")
+
+
+def test_tag_limits_hold_at_the_emulator_too(emulator: Any) -> None:
+    """Sent straight to the emulator, a tag value over 256 characters is refused and nothing is created.
+
+    An empty value is how the wire says "not given" (the tag's default), so the emulator takes it."""
+    channel = grpc.insecure_channel(emulator.address.removeprefix("http://"))
+    token = auth_service_pb2_grpc.AuthServiceStub(channel).Login(
+        auth_service_pb2.LoginRequest(api_key_id=DEFAULT_API_KEY_ID, api_secret_key=DEFAULT_API_SECRET_KEY)
+    ).token
+    stub, metadata = system_service_pb2_grpc.SystemServiceStub(channel), (("x-puddle-token", token),)
+    for value, rule in (("x" * 257, "must be at most 256 characters"), ("None", "must be a non-empty string"),
+                        (" ", "must be a non-empty string")):
+        request = system_service_pb2.CreateSystemRequest(
+            cloud="aws", disk_size_gb=256, idle_interval=60, **GOOD,
+            tags=[system_service_pb2.TagData(label="Team", value=value)])
+        with pytest.raises(grpc.RpcError) as info:
+            stub.CreateSystem(request, metadata=metadata)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith("tags: value of tag 'Team' ") and rule in info.value.details()
+    assert not stub.ListSystems(system_service_pb2.ListSystemsRequest(), metadata=metadata).systems
+    channel.close()
 
 
 def _sendable(override: dict[str, Any]) -> bool:

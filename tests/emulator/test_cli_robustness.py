@@ -21,6 +21,7 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2_grpc,
 )
 from airflow_puddle.emulator import EmulatorServer
+from tests.client.test_tls import self_signed
 
 from .conftest import API_KEY_ID, API_SECRET_KEY, CliEmulator
 
@@ -57,6 +58,16 @@ def _corrupt_file(tmp: Path) -> Path:
     db = tmp / "corrupt.sqlite"
     db.write_bytes(os.urandom(8192))
     return db
+
+
+def _tls_files(cert: bytes | None, key: bytes | None) -> Setup:
+    """--tls-cert and --tls-key files; None: a real self-signed certificate or its key."""
+    def make(tmp: Path) -> list[str]:
+        good_cert, good_key = self_signed("cli-tls")
+        (tmp / "cert.pem").write_bytes(good_cert if cert is None else cert)
+        (tmp / "key.pem").write_bytes(good_key if key is None else key)
+        return ["--tls-cert", str(tmp / "cert.pem"), "--tls-key", str(tmp / "key.pem")]
+    return make
 
 
 def _directory(tmp: Path) -> Path:
@@ -105,6 +116,16 @@ BAD_INVOCATIONS: list[tuple[str, Setup, str, str]] = [
     ("latency-absurd", _flags("--latency", "GetSystem:86400"), "--latency", "must be at most 600 seconds"),
     ("tls-missing", _flags("--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.pem"), "--tls-cert",
      "cannot read"),
+    # hardening round 2: absurd step times, files that are not a certificate or its key
+    ("step-1e308", _flags("--step-seconds", "1e308"), "--step-seconds", "must be at most 1 hours (3600 seconds)"),
+    ("step-a-day", _flags("--step-seconds", "86400"), "--step-seconds", "must be at most 1 hours"),
+    ("tls-cert-not-a-cert", _tls_files(b"hello, I am not a certificate\n", None), "--tls-cert",
+     "is not a PEM certificate chain"),
+    ("tls-cert-garbage-pem", _tls_files(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", None),
+     "--tls-cert", "is not a PEM certificate chain"),
+    ("tls-key-not-a-key", _tls_files(None, b"not a key\n"), "--tls-key", "is not a PEM private key"),
+    ("tls-key-of-another-cert", _tls_files(None, self_signed("other")[1]), "--tls-key",
+     "is not a PEM private key of the certificate"),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ BAD_ARGUMENTS: list[tuple[str, type, dict[str, Any], str]] = [
     ("backend-step-negative", PuddleBackend, {"step_seconds": -1}, "step_seconds"),
     ("backend-step-bool", PuddleBackend, {"step_seconds": True}, "step_seconds"),
     ("backend-step-text", PuddleBackend, {"step_seconds": "2"}, "step_seconds"),
+    ("backend-step-1e308", PuddleBackend, {"step_seconds": 1e308}, "step_seconds"),
+    ("backend-ttl-huge", PuddleBackend, {"token_ttl_seconds": 10**400}, "token_ttl_seconds"),
+    ("server-tls-not-a-cert", EmulatorServer, {"tls": (b"not a cert", b"not a key")}, "tls_cert"),
     ("backend-key-empty", PuddleBackend, {"api_key_id": ""}, "api_key_id"),
     ("backend-secret-none", PuddleBackend, {"api_secret_key": None}, "api_secret_key"),
     ("backend-cu-negative", PuddleBackend, {"cu_capacity": -1}, "cu_capacity"),
@@ -170,14 +174,20 @@ def _status(code_call: Any) -> tuple[grpc.StatusCode, str]:
     return err.value.code(), err.value.details() or ""
 
 
-@pytest.mark.parametrize("how", ["deleted", "replaced"])
+@pytest.mark.parametrize("how", ["deleted", "replaced", "overwritten"])
 def test_a_database_deleted_under_the_emulator_is_noticed_and_said(
     server: EmulatorServer, channel: grpc.Channel, admin_stub, system_stub, md, caplog: pytest.LogCaptureFixture,
-    how: str,
+    how: str, tmp_path: Path,
 ) -> None:
     db = server.backend.store.watch.path
-    for sidecar in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        sidecar.unlink(missing_ok=True)
+    if how == "overwritten":  # cp another emulator's database over it: the same inode, other bytes
+        with EmulatorServer(db_path=str(tmp_path / "other.sqlite"), api_key_id=API_KEY_ID,
+                            api_secret_key=API_SECRET_KEY):
+            pass
+        shutil.copyfile(tmp_path / "other.sqlite", db)
+    else:
+        for sidecar in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            sidecar.unlink(missing_ok=True)
     if how == "replaced":
         db.write_bytes(b"")
     caplog.set_level(logging.ERROR, logger="airflow_puddle.emulator")
@@ -191,8 +201,8 @@ def test_a_database_deleted_under_the_emulator_is_noticed_and_said(
     for call in calls:
         code, details = _status(call)
         assert code == grpc.StatusCode.FAILED_PRECONDITION
-        assert details == f"emulator database {db} was {how}{' by another file' if how == 'replaced' else ''}; " \
-                          "restart the emulator"
+        said = "deleted" if how == "deleted" else "replaced by another file"
+        assert details == f"emulator database {db} was {said}; restart the emulator"
 
     health = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + 5

@@ -11,9 +11,11 @@ from airflow.sdk import Connection
 from airflow_puddle.client import CLOUD_AZURE, AsyncSystemsClient
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.hooks.puddle import PuddleConnectionError, PuddleHook, PuddleSettings
+from tests.client.test_tls import self_signed
 from tests.conftest import connection_json
 
-PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+PEM = self_signed("puddle-hook-test")[0].decode()
+GARBAGE_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def conn(**kw: Any) -> Connection:
@@ -66,6 +68,18 @@ def test_settings_from_connection(fields: dict[str, Any], address: str, cloud: s
         ({"extra": {"retries": 1000}}, "extra.retries: must be a whole number from 0 to 20"),
         ({"extra": {"retry_max_wait": 0}}, "extra.retry_max_wait: must be more than 0 seconds"),
         ({"extra": {"retry_max_wait": "inf"}}, "extra.retry_max_wait: must be a finite number"),
+        # hardening round 2: bounds, TLS settings that would be ignored or fail late, host and port joining
+        ({"extra": {"timeout": 1e10}}, "extra.timeout: must be at most 10 minutes \\(600 seconds\\), got 1"),
+        ({"extra": {"timeout": "601"}}, "extra.timeout: must be at most 10 minutes"),
+        ({"extra": {"retry_max_wait": 1e9}}, "extra.retry_max_wait: must be at most 5 minutes"),
+        ({"extra": {"ca_cert": GARBAGE_PEM}}, "extra.ca_cert: is not a valid PEM certificate"),
+        ({"host": "http://127.0.0.1", "port": 1, "extra": {"ca_cert": PEM}},
+         "extra.ca_cert: given for a plaintext http:// address, which would ignore it; use https://"),
+        ({"host": "http://::1", "port": 50051}, "host: an IPv6 address needs brackets, as in http://\\[::1\\]"),
+        ({"host": "::1", "port": 50051}, "host: an IPv6 address needs brackets"),
+        ({"host": "http://::1:50051"}, "host: an IPv6 address needs brackets"),
+        ({"host": "http://127.0.0.1?x=1", "port": 50051}, "host: must not have a query string"),
+        ({"host": "https://puddle.example.com/?a=b"}, "host: must not have a query string"),
     ],
 )
 def test_bad_connection_fields_are_named(fields: dict[str, Any], message: str) -> None:
