@@ -184,7 +184,7 @@ def _h2o3_mode(args: argparse.Namespace) -> str:
     try:
         find_runtime()
     except RuntimeMissing as err:
-        log.info("H2O-3 systems are simulated: %s", err)
+        log.warning("H2O-3 systems are simulated: %s", err)
         return "simulated"
     return "real"
 

@@ -32,6 +32,10 @@ OUTPUT_FILE = "node.out"
 LOGIN_FILE = "login.conf"
 
 
+# No proxy, whatever http_proxy says: the node is on loopback, and its login must not go to a proxy.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class RuntimeMissing(Exception):
     """Real H2O-3 nodes cannot run here; the message says what is missing and how to get it."""
 
@@ -165,7 +169,7 @@ class NodeProcess:
         """Ask ``/3/Cloud`` (with the node's credentials); unhealthy while it does not answer."""
         request = urllib.request.Request(self.url + HEALTH_PATH, headers={"Authorization": self._auth})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with _DIRECT.open(request, timeout=timeout) as response:
                 body = json.load(response)
         except (OSError, ValueError, urllib.error.URLError):
             return Health(False, "")

@@ -76,8 +76,10 @@ class NodeRules:
                 f"{self.manager.max_nodes} (--h2o3-max-nodes); stop or terminate an H2O-3 system first"
             )
 
-    def poke(self) -> None:
-        """A system changed: let the manager look now."""
+    def changed(self, s: SystemRow) -> None:
+        """A command changed ``s``: a stop, terminate or fail stops its node now; the manager looks again."""
+        if s.product == PRODUCT_H2O3.id and s.phase in ("stop", "terminate", "fail"):
+            self.manager.stop_now(s.id, keep_files=s.phase == "stop")
         self.manager.poke()
 
     # ------------------------------------------------------------------ start-up
@@ -86,11 +88,18 @@ class NodeRules:
         """After a restart, put every Started H2O-3 system through a reboot (its node is gone); returns how many."""
         backend = self._backend
         with backend.swept():
-            started = [s for s in backend.store.live_systems_of(PRODUCT_H2O3.id)
-                       if s.phase is None and s.status == _S.SYSTEM_STATUS_STARTED.code]
-            for s in started:
-                backend.save_system(backend.lifecycle.begin(s, "restart", backend.now()))
-        return len(started)
+            live = backend.store.live_systems_of(PRODUCT_H2O3.id)
+            started = [s for s in live if s.phase is None and s.status == _S.SYSTEM_STATUS_STARTED.code]
+            room = self.manager.max_nodes - sum(needs_node(s) and s.phase is not None for s in live)
+            for n, s in enumerate(started):  # oldest first, up to the cap; the rest fail, saying why
+                if n < room:
+                    backend.save_system(backend.lifecycle.begin(s, "restart", backend.now()))
+                else:
+                    reason = (f"the emulator restarted with --h2o3-max-nodes {self.manager.max_nodes}, "
+                              "fewer than its started H2O-3 systems")
+                    backend.save_system(backend.lifecycle.begin(replace(s, failure_reason=reason), "fail",
+                                                                backend.now()))
+        return min(len(started), max(room, 0))
 
     def live_ids(self) -> set[str]:
         """Ids of the H2O-3 systems not terminated."""
@@ -140,5 +149,6 @@ class NodeRules:
                 return
             booting = s.phase in BOOTING_PHASES and s.phase_started_at == booted_for
             if booting or (s.phase is None and s.status == _S.SYSTEM_STATUS_STARTED.code):
-                failed = backend.lifecycle.begin(replace(s, failure_reason=reason), "fail", backend.now())
+                failed = backend.lifecycle.begin(replace(s, failure_reason=reason, fail_next_transition=False),
+                                                 "fail", backend.now())
                 backend.save_system(failed)

@@ -142,6 +142,10 @@ class NodeManager:
         for t in threads:
             t.join()
 
+    def stop_now(self, system_id: str, *, keep_files: bool) -> None:
+        """Stop a system's node now (a stop, terminate or fail began), so it never outlives Started."""
+        self._drop(system_id, keep_files=keep_files)
+
     def running(self) -> dict[str, int]:
         """``{system id: JVM pid}`` of every node this manager runs."""
         with self._lock:
@@ -167,7 +171,7 @@ class NodeManager:
         for system_id, node in nodes.items():
             s = systems.get(system_id)
             if s is None or not needs_node(s) or (s.phase is not None and node.booted_for != s.phase_started_at):
-                self._drop(system_id, keep_files=s is not None and s.status == _STOPPED)
+                self._drop(system_id, keep_files=s is not None and (s.status == _STOPPED or s.phase == "stop"))
         for s in systems.values():
             if needs_node(s) and s.id not in self._nodes and not self._stopping.is_set():
                 self._boot(backend, s)

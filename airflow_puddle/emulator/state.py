@@ -267,7 +267,7 @@ class PuddleBackend:
         s = new_system(user.id, user.name, cloud, name, image, itype, disk_size_gb, tag_values, idle_interval, now)
         s = self.lifecycle.stamped(self.lifecycle.begin(s, "create", now))
         self.store.insert_system(s)
-        self._changed()
+        self._changed(s)
         return s
 
     @_swept
@@ -394,12 +394,12 @@ class PuddleBackend:
 
     def _begin(self, s: SystemRow, phase: Phase) -> SystemRow:
         s = self.save_system(self.lifecycle.begin(s, phase, self.now()))
-        self._changed()
+        self._changed(s)
         return s
 
-    def _changed(self) -> None:
+    def _changed(self, s: SystemRow) -> None:
         if self.nodes is not None:
-            self.nodes.poke()
+            self.nodes.changed(s)
 
     def save_system(self, s: SystemRow) -> SystemRow:
         """Store ``s`` with its due time recomputed (the caller holds :meth:`swept`); returns what was stored."""

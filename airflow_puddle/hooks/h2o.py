@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from airflow_puddle.hooks.masking import mask_secret_quietly
 if TYPE_CHECKING:
     from airflow_puddle.hooks.puddle import PuddleHook
 
+log = logging.getLogger(__name__)
 H2O_EXTRA = "airflow-provider-puddle[h2o]"
 
 
@@ -57,10 +59,14 @@ def h2o_session(hook: PuddleHook, system_id: str) -> Iterator[ModuleType]:
     if system.password:
         mask_secret_quietly(system.password)
     auth = (system.username, system.password) if system.username else None
-    # h2o prints its connection banner and version-age notes to stdout: keep them out of the task log.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # h2o prints its banner and notes to stdout: only its warnings (a client/server version mismatch) go on.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
         h2o.no_progress()
         connection = h2o.connect(url=system.default_url, auth=auth, verbose=False)
+    for line in printed.getvalue().splitlines():
+        if line.strip().lower().startswith("warning") and " old" not in line:  # not "your build is N months old"
+            log.warning("h2o: %s", line.strip())
     try:
         yield h2o
     finally:

@@ -91,9 +91,10 @@ def gone_within(pid: int, seconds: float) -> bool:
 
 
 def test_a_started_h2o3_system_is_a_real_authenticated_node_through_its_lifecycle(
-    real: EmulatorServer, systems: SystemsClient,
+    real: EmulatorServer, systems: SystemsClient, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert real.nodes is not None
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # the health check (and the login) never go to a proxy
     created = create(systems, "life")
     assert created.status == _S.SYSTEM_STATUS_INITIALIZING.code
 
@@ -115,8 +116,9 @@ def test_a_started_h2o3_system_is_a_real_authenticated_node_through_its_lifecycl
     assert stat.S_IMODE((home / "login.conf").stat().st_mode) == 0o600
 
     systems.stop(created.id)
+    assert not alive(pid)  # gone when the stop is accepted: the URL serves only while Started
     wait(systems, created.id, "stopped")
-    assert not alive(pid)
+    assert (home / "node.out").is_file()  # a stopped system keeps its node's logs
     assert http_status(url, login) == "URLError"
 
     systems.start(created.id)
@@ -131,7 +133,9 @@ def test_a_started_h2o3_system_is_a_real_authenticated_node_through_its_lifecycl
     assert not alive(pid)
     assert http_status(rebooted.default_url, login) == 200
 
+    pid = real.nodes.manager.running()[created.id]
     systems.terminate(created.id)
+    assert not alive(pid)
     wait(systems, created.id, "terminated")
     assert real.nodes.manager.running() == {}
     assert not home.exists()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from airflow_puddle.domain.statuses import SystemStatuses as S
 from airflow_puddle.emulator import PuddleBackend
+from airflow_puddle.emulator.h2o3 import find_runtime
+from airflow_puddle.emulator.node_systems import NodeRules
+from airflow_puddle.emulator.nodes import NodeManager
 from airflow_puddle.emulator.rows import SystemRow, User
 
 from .conftest import FakeClock
@@ -75,3 +80,21 @@ def test_a_product_ready_before_the_steps_finish_them_at_once(
     backend.restart_system(user, quick.id)
     clock.tick(30)
     assert backend.get_system(user, quick.id)[0].status == S.SYSTEM_STATUS_REBOOTING.code
+
+
+def test_a_restart_reboots_started_h2o3_systems_up_to_the_cap_and_fails_the_rest_saying_why(
+    backend: PuddleBackend, user: User, clock: FakeClock, tmp_path: Path,
+) -> None:
+    older = h2o3(backend, user, "older")
+    clock.tick(1)
+    newer = h2o3(backend, user, "newer")
+    clock.tick(10)
+    assert {backend.get_system(user, s.id)[0].status for s in (older, newer)} == {S.SYSTEM_STATUS_STARTED.code}
+
+    rules = NodeRules(backend, NodeManager(find_runtime(), tmp_path / "nodes", max_nodes=1))  # never started
+
+    assert rules.reboot_started() == 1
+    assert backend.get_system(user, older.id)[0].status == S.SYSTEM_STATUS_REBOOTING.code
+    failing = backend.get_system(user, newer.id)[0]
+    assert failing.status == S.SYSTEM_STATUS_FAILING.code
+    assert "--h2o3-max-nodes 1" in failing.failure_reason
