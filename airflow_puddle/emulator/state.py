@@ -1,13 +1,9 @@
 """The emulated Puddle as one facade: auth tokens and the system commands, under one lock.
 
-:class:`PuddleBackend` composes the :class:`~airflow_puddle.emulator.store.Store` (SQLite),
-the :class:`~airflow_puddle.emulator.lifecycle.Lifecycle` engine and the
-:class:`~airflow_puddle.emulator.catalog.Catalog`, and returns typed rows, never protobuf
-messages. Commands that read or change systems first run one lifecycle sweep, which
-touches only the systems with something due.
-
-Errors are the shared :mod:`airflow_puddle.client.errors` classes; the servicer
-layer turns them into gRPC statuses.
+:class:`PuddleBackend` composes the Store (SQLite), the Lifecycle engine and the Catalog, and
+returns typed rows, never protobuf messages. Commands that read or change systems first run one
+lifecycle sweep, which touches only the systems with something due. Errors are the shared
+:mod:`airflow_puddle.client.errors` classes; the servicers turn them into gRPC statuses.
 """
 
 from __future__ import annotations
@@ -99,12 +95,10 @@ def _needs(statuses: Sequence[BaseStatus]) -> str:
 class PuddleBackend:
     """The emulated Puddle: systems, their lifecycle, catalogue, tokens and CU accounting.
 
-    Thread-safe: every public method runs under one lock (the gRPC server is
-    threaded). Bad arguments raise :class:`~airflow_puddle.emulator.limits.EmulatorConfigError`
-    naming the argument; so does a database that cannot be used. ``clock`` replaces
-    ``time.time`` (tests pass a fake clock); the emulator's ``now()`` is that clock plus an
-    offset kept in the database, so :meth:`advance_clock` survives restarts. Its parts, ``store``, ``lifecycle`` and
-    ``catalog``, are exposed for tests to observe; they take no lock of their own.
+    Thread-safe: every public method runs under one lock. Bad arguments (and an unusable database) raise
+    :class:`~airflow_puddle.emulator.limits.EmulatorConfigError` naming the argument. ``clock`` replaces
+    ``time.time``; ``now()`` adds an offset kept in the database, so :meth:`advance_clock` survives restarts.
+    ``store``, ``lifecycle`` and ``catalog`` are exposed for tests; they take no lock of their own.
     """
 
     def __init__(
