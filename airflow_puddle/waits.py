@@ -36,7 +36,7 @@ class WaitEvent(TypedDict):
 
 
 _STATUS_OF: dict[str, EventStatus] = {"reached": "success", "failed": "failed", "gone": "failed",
-                                      "timed_out": "timeout"}
+                                      "timed_out": "timeout", "unavailable": "timeout"}
 
 
 def outcome_event(outcome: WaitOutcome, *, deadline: float, owns_system: bool) -> WaitEvent:

@@ -273,7 +273,7 @@ class SystemsOps(BaseCloudClient):
                 with contextlib.suppress(PreconditionFailedError):  # it may have settled meanwhile
                     yield from self._mutate("FailSystem", system_id)
             outcome = yield from self._wait(system_id, SETTLED, time.time() + timeout_s, self.POLL_INTERVAL_S)
-            if outcome.kind == "timed_out":
+            if outcome.kind in ("timed_out", "unavailable"):
                 raise PuddleTimeoutError(f"{outcome.message}; cannot terminate it yet")
             system = outcome.system
         if system is None or system.status == System.SYSTEM_STATUS_TERMINATED.code:

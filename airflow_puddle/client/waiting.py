@@ -18,13 +18,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from airflow_puddle.client.errors import NotFoundError, PuddleError, PuddleTimeoutError, SystemFailedError
+from airflow_puddle.client.errors import (
+    NotFoundError,
+    PuddleError,
+    PuddleTimeoutError,
+    PuddleUnavailableError,
+    SystemFailedError,
+)
 from airflow_puddle.client.models import System
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WaitTarget, wait_verdict
 
 log = logging.getLogger("airflow_puddle.client")
 
-OutcomeKind = Literal["reached", "failed", "timed_out", "gone"]
+OutcomeKind = Literal["reached", "failed", "timed_out", "gone", "unavailable"]
 ProgressKind = Literal["state", "heartbeat", "unavailable"]
 
 UNKNOWN_TEXT = System.SYSTEM_STATUS_UNKNOWN.text
@@ -79,7 +85,12 @@ log_progress = narrator(log)
 
 @dataclass(frozen=True)
 class WaitOutcome:
-    """How a wait ended: ``reached``, ``failed``, ``timed_out`` or ``gone``, with the last system seen."""
+    """How a wait ended, with the last system seen.
+
+    ``reached``; ``failed`` (the system can no longer reach the target); ``gone`` (no such
+    system); ``timed_out`` (the deadline passed with Puddle answering); ``unavailable`` (the
+    deadline passed while Puddle did not answer: worth another try later).
+    """
 
     kind: OutcomeKind
     target: WaitTarget
@@ -97,7 +108,8 @@ class WaitOutcome:
         """The system when the target was reached; otherwise raise the matching error.
 
         :class:`SystemFailedError` (failed), :class:`PuddleTimeoutError` (timed out, a
-        ``TimeoutError``), :class:`NotFoundError` (gone). ``None`` only for a system that
+        ``TimeoutError``), :class:`PuddleUnavailableError` (unavailable, a ``ConnectionError``),
+        :class:`NotFoundError` (gone). ``None`` only for a system that
         was already gone when a wait for ``terminated`` began.
         """
         if self.kind == "reached":
@@ -110,6 +122,8 @@ class WaitOutcome:
             return SystemFailedError(self.message)
         if self.kind == "timed_out":
             return PuddleTimeoutError(self.message)
+        if self.kind == "unavailable":
+            return PuddleUnavailableError(self.message)
         return NotFoundError(self.message)
 
 
@@ -171,7 +185,7 @@ class WaitTracker:
     def unavailable(self, error: PuddleError, now: float) -> WaitOutcome | None:
         """Judge a poll that failed transiently: the wait carries on until its deadline."""
         if now >= self.deadline:
-            return self._end("timed_out", f"Puddle unavailable until the deadline waiting for {self.target} "
+            return self._end("unavailable", f"Puddle unavailable until the deadline waiting for {self.target} "
                                           f"on {self._label()}: {error}", now)
         if self._said != "unavailable" or now - self._said_at >= self.heartbeat_s:
             self._say("unavailable", "unavailable",
