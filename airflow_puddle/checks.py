@@ -30,3 +30,9 @@ def check_target(system_id: object, system_name: object) -> None:
         validate_system_id(system_id)
     else:
         validate_name(system_name)
+
+
+def exactly_one_target(system_id: object, system_name: object) -> None:
+    """A task or watcher names its system one way: ``system_id`` or ``system_name``, never both or neither."""
+    if (system_id is None) == (system_name is None):
+        raise ValueError("system_id, system_name: give exactly one of them")

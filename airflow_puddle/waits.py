@@ -1,26 +1,45 @@
 """The provider's side of a wait, shared by the operators, the sensors and the trigger.
 
 The wait itself is the client's (:meth:`SystemsClient.wait`); this module holds the
-defaults, the one event format a wait ends in (whether it ran in the worker or in the
-triggerer), and the one reading of that event.
+defaults, the one event format a wait ends in (in the worker, a sensor's poke, or the
+triggerer), and the one verdict on how a wait ended:
+
+============  =====================================  =========================================
+event status  operator                               sensor
+============  =====================================  =========================================
+success       the system's fields                    the system's fields
+failed        fails at once (the system failed,      fails at once; ``soft_fail``: skipped
+              vanished, or its upload failed)
+error         fails at once (a rejected key, a       fails at once; ``soft_fail``: skipped
+              broken TLS handshake or connection)
+timeout       :class:`PuddleWaitTimeout`: retried    ``AirflowSensorTimeout``: not retried;
+              (a retry waits on the same system)     ``soft_fail``: skipped
+unavailable   ``PuddleUnavailableError``: retried    the same: retried, never skipped
+              (Puddle did not answer until the       (Puddle's outage says nothing about
+              deadline)                              the system)
+============  =====================================  =========================================
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Literal, TypedDict
 
 from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from airflow_puddle.hooks.api import WaitOutcome
+from airflow_puddle.hooks.api import AuthError, PuddleUnavailableError, TlsHandshakeError, WaitOutcome
 
 DEFAULT_POLL_INTERVAL = 5.0
 """Seconds between two polls, as the Puddle client's ``POLL_INTERVAL_S``."""
 DEFAULT_TIMEOUT = timedelta(minutes=20)
 """How long a wait lasts in all, as the Puddle client's ``POLL_TIMEOUT_MINUTES``."""
+DEFER_GRACE_S = 30.0
+"""Airflow's own deferral timeout comes this long after the wait's deadline, so the trigger's verdict comes first."""
 
-EventStatus = Literal["success", "failed", "timeout", "error"]
+EventStatus = Literal["success", "failed", "timeout", "unavailable", "error"]
 
 
 class WaitEvent(TypedDict):
@@ -35,8 +54,15 @@ class WaitEvent(TypedDict):
     owns_system: bool
 
 
+class PuddleWaitTimeout(AirflowException):
+    """An operator's wait passed its deadline with the system not there yet; a retry waits again."""
+
+
 _STATUS_OF: dict[str, EventStatus] = {"reached": "success", "failed": "failed", "gone": "failed",
-                                      "timed_out": "timeout", "unavailable": "timeout"}
+                                      "timed_out": "timeout", "unavailable": "unavailable"}
+
+PERMANENT_ERRORS = (AuthError, TlsHandshakeError)
+"""Errors that polling again cannot fix: a wait that meets one ends with an ``error`` event."""
 
 
 def outcome_event(outcome: WaitOutcome, *, deadline: float, owns_system: bool) -> WaitEvent:
@@ -52,12 +78,26 @@ def error_event(*, target: str, system_id: str, message: str, deadline: float, o
                      deadline=deadline, owns_system=owns_system)
 
 
-def event_system(event: dict[str, Any]) -> dict[str, Any]:
-    """The system's public fields from a successful event; :class:`AirflowException` otherwise."""
-    if event.get("status") == "success":
+def verdict(event: Mapping[str, Any], *, sensor: bool) -> dict[str, Any]:
+    """The one reading of a wait's end: the system's fields, or the exception the table above gives."""
+    status = event.get("status")
+    if status == "success":
         return dict(event.get("system") or {})
-    raise AirflowException(f"Puddle wait for {event.get('target')} ended {event.get('status')}: "
-                           f"{event.get('message')}")
+    message = f"Puddle wait for {event.get('target')} ended {status}: {event.get('message')}"
+    if status == "unavailable":
+        raise PuddleUnavailableError(message)
+    if status == "timeout":
+        raise AirflowSensorTimeout(message) if sensor else PuddleWaitTimeout(message)
+    raise AirflowFailException(message)  # failed, error, or an event this provider does not write
+
+
+@contextlib.contextmanager
+def permanent_errors_fail() -> Iterator[None]:
+    """A rejected key or a broken TLS handshake fails the task at once, wherever it is met (as an ``error`` event)."""
+    try:
+        yield
+    except PERMANENT_ERRORS as err:
+        raise AirflowFailException(f"{type(err).__name__}: {err}") from err
 
 
 def default_deferrable() -> bool:

@@ -306,10 +306,12 @@ class SystemsOps(BaseCloudClient):
             yield Sleep(tracker.sleep_for(poll_interval_s, time.time()))
 
     def _check(
-        self, system_id: str, target: WaitTarget, on_state: Callable[[WaitProgress], None] | None
+        self, system_id: str, target: WaitTarget, on_state: Callable[[WaitProgress], None] | None,
+        deadline: float | None = None,
     ) -> Op[WaitOutcome | None]:
         validation.validate_system_id(system_id)
-        return (yield from self._poll(WaitTracker(system_id, check_wait_target(target), math.inf, time.time(),
+        until = math.inf if deadline is None else validation.validate_deadline(deadline, time.time())
+        return (yield from self._poll(WaitTracker(system_id, check_wait_target(target), until, time.time(),
                                                   on_state or log_progress)))
 
     def _wait_args(

@@ -128,10 +128,11 @@ class AsyncSystemsClient(AsyncDriver, SystemsOps):
         return await self._run(self._wait(system_id, checked, end, interval, on_state))
 
     async def check(
-        self, system_id: str, target: WaitTarget, *, on_state: Callable[[WaitProgress], None] | None = None
+        self, system_id: str, target: WaitTarget, *, on_state: Callable[[WaitProgress], None] | None = None,
+        deadline: float | None = None,
     ) -> WaitOutcome | None:
         """Async version of :meth:`SystemsClient.check`."""
-        return await self._run(self._check(system_id, target, on_state))
+        return await self._run(self._check(system_id, target, on_state, deadline))
 
     async def _wait_for(self, system_id: str, target: WaitTarget, poll_interval_s: float | None,
                         timeout_s: float | None) -> System:

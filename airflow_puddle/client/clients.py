@@ -134,13 +134,15 @@ class SystemsClient(SyncDriver, SystemsOps):
         return self._run(self._wait(system_id, checked, end, interval, on_state))
 
     def check(
-        self, system_id: str, target: WaitTarget, *, on_state: Callable[[WaitProgress], None] | None = None
+        self, system_id: str, target: WaitTarget, *, on_state: Callable[[WaitProgress], None] | None = None,
+        deadline: float | None = None,
     ) -> WaitOutcome | None:
         """One poll, judged as :meth:`wait` would: its outcome if the wait would end now, else None.
 
-        None also while Puddle is unavailable. What a sensor's poke runs.
+        None also while Puddle is unavailable, until ``deadline`` (Unix time; none by default):
+        past it, ``timed_out`` or ``unavailable``. What a sensor's poke runs.
         """
-        return self._run(self._check(system_id, target, on_state))
+        return self._run(self._check(system_id, target, on_state, deadline))
 
     def _wait_for(self, system_id: str, target: WaitTarget, poll_interval_s: float | None,
                   timeout_s: float | None) -> System:

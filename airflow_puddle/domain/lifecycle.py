@@ -7,6 +7,7 @@ another call) is computed from it, so the two cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 from airflow_puddle.domain.statuses import SystemStatuses as _S
@@ -145,8 +146,9 @@ def wait_verdict(target: WaitTarget, status: int, config_status: int | None = No
     return None
 
 
-def check_wait_target(target: object, field: str = "target") -> WaitTarget:
-    """``target`` if it is a wait target; ``ValueError`` naming ``field`` and the choices otherwise."""
-    if target not in ALL_WAIT_TARGETS:
-        raise ValueError(f"{field}: must be one of {', '.join(ALL_WAIT_TARGETS)}, got {target!r}")
-    return target
+def check_wait_target(target: object, field: str = "target",
+                      choices: Sequence[WaitTarget] = ALL_WAIT_TARGETS) -> WaitTarget:
+    """``target`` if it is one of ``choices`` (any wait target by default); ``ValueError`` naming ``field`` if not."""
+    if target not in choices:
+        raise ValueError(f"{field}: must be one of {', '.join(choices)}, got {target!r}")
+    return target  # type: ignore[return-value]  # one of the choices

@@ -22,9 +22,11 @@ from airflow_puddle.client.async_clients import AsyncSystemsClient
 from airflow_puddle.client.clients import SystemsClient
 from airflow_puddle.client.errors import (
     AlreadyExistsError,
+    AuthError,
     PreconditionFailedError,
     PuddleError,
     PuddleUnavailableError,
+    TlsHandshakeError,
     ValidationFailedError,
 )
 from airflow_puddle.client.models import System, TagData
@@ -39,9 +41,9 @@ from airflow_puddle.client.validation import (
     validate_tags,
     validate_wait_timeout,
 )
-from airflow_puddle.client.waiting import WaitOutcome, WaitTracker, narrator
+from airflow_puddle.client.waiting import WaitOutcome, WaitProgress, WaitTracker, narrator
 
-DOCUMENTED = ("SystemsClient", "System", "TagData", "PreconditionFailedError", "ValidationFailedError")
+DOCUMENTED = ("SystemsClient", "System", "TagData", "AuthError", "PreconditionFailedError", "ValidationFailedError")
 """Names of the documented API exported here (their documented members are allowed too)."""
 
 EXTENSIONS: dict[str, str] = {
@@ -52,7 +54,10 @@ EXTENSIONS: dict[str, str] = {
                               "UNAVAILABLE (or similar) gRPC error, a ConnectionError or a TimeoutError",
     "AlreadyExistsError": "create's duplicate name; from the official client, a PreconditionFailedError of "
                           "create after which a system of that name is found",
+    "TlsHandshakeError": "a TLS handshake that cannot succeed (a wrong certificate); from the official client, "
+                         "a raw gRPC error that says so",
     "WaitOutcome": "how a wait ended (the wait engine's result), no I/O",
+    "WaitProgress": "one line of a wait's narration, no I/O",
     "WaitTracker": "the wait engine's judge, no I/O: the trigger judges shared snapshots with it",
     "narrator": "turns a wait's progress into log lines, no I/O",
     # members of the objects the hook returns
@@ -69,8 +74,9 @@ CHECKS = ("validate_config_toml", "validate_create", "validate_deadline", "valid
 """Input rules (no I/O), the same whichever client is chosen."""
 
 __all__ = [
-    "AlreadyExistsError", "AsyncSystemsClient", "PreconditionFailedError", "PuddleError", "PuddleUnavailableError",
-    "System", "SystemsClient", "TagData", "ValidationFailedError", "WaitOutcome", "WaitTracker", "narrator",
+    "AlreadyExistsError", "AsyncSystemsClient", "AuthError", "PreconditionFailedError", "PuddleError",
+    "PuddleUnavailableError", "System", "SystemsClient", "TagData", "TlsHandshakeError", "ValidationFailedError",
+    "WaitOutcome", "WaitProgress", "WaitTracker", "narrator",
     "validate_config_toml", "validate_create", "validate_deadline", "validate_name", "validate_poll_interval",
     "validate_seconds", "validate_system_id", "validate_tags", "validate_wait_timeout",
 ]

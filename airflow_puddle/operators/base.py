@@ -1,8 +1,10 @@
 """PuddleBaseSystemOperator: what the system operators share (targeting, the hook, waits, deferral).
 
-A wait runs in the worker (``deferrable=False``) or in the triggerer (``deferrable=True``),
-through the client's one wait engine, with one absolute deadline either way; both end in the
-same :class:`~airflow_puddle.waits.WaitEvent`, read in :meth:`PuddleBaseSystemOperator._complete`.
+Every wait runs in the worker (``deferrable=False``) or, all of them, in the triggerer
+(``deferrable=True``), with one absolute deadline either way; both end in the same
+:class:`~airflow_puddle.waits.WaitEvent`, read by :func:`~airflow_puddle.waits.verdict`. A wait
+for the goal resumes in ``execute_complete``; a wait on the way (a system in another transition
+settling first) resumes in ``execute_again``, which looks at the system and acts anew.
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_puddle.checks import check_flag, check_target, timeout_seconds
+from airflow_puddle.checks import check_flag, check_target, exactly_one_target, timeout_seconds
 from airflow_puddle.domain.lifecycle import (
     MOVING_TOWARD,
     SETTLED,
@@ -29,15 +31,21 @@ from airflow_puddle.hooks.api import (
     System,
     TagData,
     ValidationFailedError,
-    WaitOutcome,
     narrator,
     validate_poll_interval,
     validate_tags,
 )
 from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
 from airflow_puddle.links.puddle import PuddleSystemLink
-from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
-from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system, outcome_event
+from airflow_puddle.triggers.puddle import defer_wait
+from airflow_puddle.waits import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    default_deferrable,
+    outcome_event,
+    permanent_errors_fail,
+    verdict,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -90,8 +98,7 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if (system_id is None) == (system_name is None):
-            raise ValueError(f"{self.task_id}: give exactly one of system_id and system_name")
+        exactly_one_target(system_id, system_name)
         self.system_id = system_id
         self.system_name = system_name
         self.puddle_conn_id = puddle_conn_id
@@ -106,13 +113,18 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
 
     def execute(self, context: Context) -> Any:
         self._check()  # every rule that needs no server, before the first call
-        with self.hook:
+        with permanent_errors_fail(), self.hook:
             return self._act(context, time.time() + self.timeout_s)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger fired."""
-        with self.hook:
+        """Resume after the trigger fired: the wait for the operator's goal ended."""
+        with permanent_errors_fail(), self.hook:
             return self._complete(context, event)
+
+    def execute_again(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after the trigger fired: a wait on the way (a transition to settle) ended; act anew."""
+        with permanent_errors_fail(), self.hook:
+            return self._again(context, event)
 
     def on_kill(self) -> None:
         self.log.info("Task killed; Puddle carries on with the operation on %s", self._what())
@@ -124,22 +136,27 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         check_target(self.system_id, self.system_name)
 
     def _act(self, context: Context, deadline: float) -> Any:
-        """The operator's own work, due by ``deadline``."""
+        """The operator's own work, due by ``deadline``; called anew after each wait on the way."""
         raise NotImplementedError
 
     def _complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """The one reading of a wait's end, whether it ran in the worker or the triggerer."""
+        """The end of the wait for the goal, wherever it ran, read through the one :func:`verdict`."""
         if event.get("status") != "success":
             self._on_wait_failure(event)
-        return self._after_wait(context, event_system(event), str(event["target"]), float(event["deadline"]))
+        data = verdict(event, sensor=False)
+        return self._after_wait(context, data, str(event["target"]), float(event["deadline"]))
+
+    def _again(self, context: Context, event: dict[str, Any]) -> Any:
+        """The end of a wait on the way: judged by the same verdict, then the operator looks and acts again."""
+        verdict(event, sensor=False)
+        return self._act(context, float(event["deadline"]))
 
     def _after_wait(self, context: Context, data: dict[str, Any], target: str, deadline: float) -> Any:
         """The wait for ``target`` succeeded; subclasses may chain another step."""
         return self._result(context, data)
 
-    def _on_wait_failure(self, event: dict[str, Any]) -> NoReturn:
-        """A wait ended badly; subclasses may clean up before the task fails."""
-        raise AirflowException(str(event.get("message")))
+    def _on_wait_failure(self, event: dict[str, Any]) -> None:
+        """A wait for the goal ended badly; subclasses may clean up before :func:`verdict` fails the task."""
 
     # ------------------------------------------------------------------ helpers
 
@@ -167,43 +184,35 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         self.log.info("Asked Puddle to %s system %s", action.replace("_", " "), system.name)
         return changed
 
-    def _wait(self, system_id: str, target: WaitTarget, deadline: float) -> WaitOutcome:
-        return self._client.wait(system_id, target, deadline=deadline, poll_interval_s=self.poll_interval,
-                                 on_state=narrator(self.log))
+    def _wait(self, context: Context, system: System, target: WaitTarget, deadline: float, *,
+              owns: bool = False, then: str = "execute_complete") -> Any:
+        """Wait for ``target``, in the triggerer (deferrable) or here, then resume in ``then`` with the event.
 
-    def _settle(self, system: System, deadline: float) -> System:
-        """Wait in the worker until a system in some unrelated transition becomes stable."""
-        if system.status in STABLE_SYSTEM_STATUSES:
-            return system
-        self.log.info("System %s is %s; waiting for it to settle", system.name, system.status_text)
-        outcome = self._wait(system.id, SETTLED, deadline)
-        if not outcome.reached or outcome.system is None:
-            raise AirflowException(outcome.message)
-        return outcome.system
-
-    def _finish(self, context: Context, system: System, target: WaitTarget, deadline: float,
-                owns: bool = False) -> Any:
-        """Wait for ``target`` (in the worker or the triggerer) and return the system's dict.
-
-        ``owns`` marks a system this try created, for :meth:`_on_wait_failure`. A deferred
-        wait carries everything it needs in the trigger and its event, not in ``defer``
-        kwargs, so it resumes the same however the task is run.
+        ``then`` is ``execute_complete`` for the operator's goal, ``execute_again`` for a wait on the
+        way. ``owns`` marks a system this try created, for :meth:`_on_wait_failure`.
         """
-        if not self.wait_for_completion:
-            return self._result(context, system.to_dict())
         if self.deferrable:
             # Airflow resolves the extra link when a task defers: give it a value meanwhile.
             PuddleSystemLink.persist(context, system.default_url)
-            self.defer(
-                trigger=PuddleSystemStateTrigger(
-                    system_id=system.id, target=target, deadline=deadline, puddle_conn_id=self.puddle_conn_id,
-                    cloud=self.cloud, poll_interval=self.poll_interval, owns_system=owns,
-                ),
-                method_name="execute_complete",
-                timeout=timedelta(seconds=max(1.0, deadline - time.time())),
-            )
-        outcome = self._wait(system.id, target, deadline)
-        return self._complete(context, dict(outcome_event(outcome, deadline=deadline, owns_system=owns)))
+            defer_wait(self, system_id=system.id, target=target, deadline=deadline,
+                       puddle_conn_id=self.puddle_conn_id, cloud=self.cloud, poll_interval=self.poll_interval,
+                       owns_system=owns, method_name=then)
+        outcome = self._client.wait(system.id, target, deadline=deadline, poll_interval_s=self.poll_interval,
+                                    on_state=narrator(self.log))
+        event = dict(outcome_event(outcome, deadline=deadline, owns_system=owns))
+        return self._again(context, event) if then == "execute_again" else self._complete(context, event)
+
+    def _settle(self, context: Context, system: System, deadline: float) -> Any:
+        """Wait until a system in some unrelated transition is stable, then act anew (:meth:`execute_again`)."""
+        self.log.info("System %s is %s; waiting for it to settle", system.name, system.status_text)
+        return self._wait(context, system, SETTLED, deadline, then="execute_again")
+
+    def _finish(self, context: Context, system: System, target: WaitTarget, deadline: float,
+                owns: bool = False) -> Any:
+        """Wait for the goal ``target`` (unless ``wait_for_completion`` is off) and return the system's dict."""
+        if not self.wait_for_completion:
+            return self._result(context, system.to_dict())
+        return self._wait(context, system, target, deadline, owns=owns)
 
     def _result(self, context: Context, data: dict[str, Any]) -> dict[str, Any]:
         """Publish the system's URL for the link and return the dict for XCom."""
@@ -216,7 +225,8 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         """Bring the targeted system to ``target``, calling ``action`` only when it is needed.
 
         A system already moving toward ``target`` is waited on; one in another transition
-        settles first. ``again``: call ``action`` even when the system is already there.
+        settles first, and the operator then looks again. ``again``: call ``action`` even when
+        the system is already there.
         """
         system = system or self._require_system()
         goal = WAIT_TARGETS[target].code
@@ -226,7 +236,6 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         if not again and system.status == goal:
             self.log.info("System %s is already %s; nothing to do", system.name, system.status_text)
             return self._result(context, system.to_dict())
-        system = self._settle(system, deadline)
-        if not again and system.status == goal:
-            return self._result(context, system.to_dict())
+        if system.status not in STABLE_SYSTEM_STATUSES:
+            return self._settle(context, system, deadline)
         return self._finish(context, self._call(action, system), target, deadline)

@@ -3,21 +3,21 @@
 Each operator looks at the system first and only asks Puddle for what is still
 missing, waiting on a system already moving toward the goal, so a retried task
 does not repeat work (the restart operator is the exception: a retry restarts
-again). The waits run in the worker (``deferrable=False``) or in the triggerer
-(``deferrable=True``), through the client's one wait engine, enforcing one
-absolute deadline either way; both end in the same event, read in one place.
+again). Every wait runs in the worker (``deferrable=False``) or in the triggerer
+(``deferrable=True``), with one absolute deadline either way; both end in the
+same event, read by one verdict (:func:`airflow_puddle.waits.verdict`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_puddle.checks import check_flag, timeout_seconds
-from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD
+from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD, STABLE_SYSTEM_STATUSES
 from airflow_puddle.hooks.api import (
     AlreadyExistsError,
     PuddleError,
@@ -46,7 +46,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
     failed is replaced when ``terminate_on_failure`` is set, and fails the task otherwise. Two
     tasks creating one name end with one system: the one that loses the race adopts it.
 
-    :param name: Name of the system: 1..64 lowercase letters, digits and hyphens.
+    :param name: Name of the system: 1..63 lowercase letters, digits and hyphens.
     :param image_id: Image id; or give ``product`` and ``version``.
     :param product: Product id such as ``dai`` or ``h2o3``.
     :param version: Product version, with ``product``.
@@ -130,8 +130,8 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
             raise AirflowException(
                 f"system named {self.name!r} ({existing.id}) exists but is not what this task asks for: "
                 f"{'; '.join(differences)}. Give the task another name, or terminate that system first")
-        if existing.status not in MOVING_TOWARD["started"]:
-            existing = self._settle(existing, deadline)
+        if existing.status not in MOVING_TOWARD["started"] and existing.status not in STABLE_SYSTEM_STATUSES:
+            return self._settle(context, existing, deadline)  # then adopt (or replace) the settled system
         if existing.status == System.SYSTEM_STATUS_FAILED.code:
             if not self.terminate_on_failure:
                 raise AirflowException(
@@ -140,10 +140,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
                     f"replace it")
             self.log.warning("System %s (%s) is Failed: terminating it to create it anew", existing.name, existing.id)
             self._client.discard(existing.id, timeout_s=max(0.0, deadline - time.time()))
-            gone = self._wait(existing.id, "terminated", deadline)
-            if not gone.reached:
-                raise AirflowException(gone.message)
-            return self._create(context, deadline)
+            return self._wait(context, existing, "terminated", deadline, then="execute_again")  # then create
         self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
                       existing.status_text)
         return self._reach(context, "started", "start", deadline, existing)
@@ -161,10 +158,9 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         return [f"{what} is {has[what]!r}, this task asks for {want!r}"
                 for what, want in wanted.items() if want is not None and has[what] != want]
 
-    def _on_wait_failure(self, event: dict[str, Any]) -> NoReturn:
+    def _on_wait_failure(self, event: dict[str, Any]) -> None:
         if event.get("owns_system"):
             self._terminate(str(event.get("system_id")), f"its wait failed ({event.get('message')})")
-        super()._on_wait_failure(event)
 
     def _terminate(self, system_id: str, why: str) -> None:
         try:

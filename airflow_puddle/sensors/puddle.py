@@ -4,8 +4,10 @@ Each works in poke and reschedule mode; the state sensors also defer to the
 triggerer (``deferrable=True``) after a first poke. A poke is one poll judged by
 the client's wait engine, so Puddle being unavailable keeps the sensor waiting
 rather than failing it. Defaults follow the Puddle client: poll every 5 s, give
-up after 20 min. A system that fails fails the sensor at once (or skips it with
-``soft_fail``, which :class:`~airflow.sdk.BaseSensorOperator` handles).
+up after 20 min. How a wait ends is read by the one verdict
+(:func:`airflow_puddle.waits.verdict`), the same in every mode: a system that
+fails fails the sensor at once (skipped with ``soft_fail``), a timeout is
+``AirflowSensorTimeout``, and Puddle unavailable until the timeout is retried.
 """
 
 from __future__ import annotations
@@ -16,14 +18,27 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
 
-from airflow_puddle.checks import check_flag, check_target, timeout_seconds
+from airflow_puddle.checks import check_flag, check_target, exactly_one_target, timeout_seconds
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
-from airflow_puddle.hooks.api import ValidationFailedError, narrator, validate_poll_interval
+from airflow_puddle.hooks.api import (
+    PuddleUnavailableError,
+    ValidationFailedError,
+    WaitProgress,
+    narrator,
+    validate_poll_interval,
+)
 from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
-from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
-from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system
+from airflow_puddle.triggers.puddle import defer_wait
+from airflow_puddle.waits import (
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    default_deferrable,
+    outcome_event,
+    permanent_errors_fail,
+    verdict,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -46,11 +61,31 @@ class _PuddleSensor(PuddleHookUser, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         self._check()  # every rule that needs no server, before the first call
-        with self.hook:
-            return super().execute(context)
+        self._started_at = time.time()
+        self._unavailable = False
+        with permanent_errors_fail(), self.hook:
+            try:
+                return super().execute(context)
+            except (AirflowSensorTimeout, AirflowSkipException) as err:
+                if self._unavailable:  # the last poke could not reach Puddle: as the wait's verdict says, retry
+                    raise PuddleUnavailableError(f"Puddle unavailable until the sensor's timeout: {err}") from err
+                raise
 
     def _check(self) -> None:
         """Check the rendered arguments; subclasses add theirs."""
+
+    def _deadline(self, context: Context) -> float:
+        """When the sensor's ``timeout`` ends: from its first try's start in reschedule mode, else this one's."""
+        if self.reschedule:
+            first = context["ti"].get_first_reschedule_date(context)
+            if first is not None:
+                return first.timestamp() + self.timeout
+        return self._started_at + self.timeout
+
+    def _narrate(self, progress: WaitProgress) -> None:
+        """Tell the task log, and note whether this poke found Puddle unavailable."""
+        self._unavailable = progress.kind == "unavailable"
+        narrator(self.log)(progress)
 
 
 class PuddleSystemStateSensor(_PuddleSensor):
@@ -76,13 +111,10 @@ class PuddleSystemStateSensor(_PuddleSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if target_state not in self.target_states:
-            raise ValueError(f"target_state: must be one of {', '.join(self.target_states)}, got {target_state!r}")
-        if (system_id is None) == (system_name is None):
-            raise ValueError(f"{self.task_id}: give exactly one of system_id and system_name")
+        exactly_one_target(system_id, system_name)
         self.system_id = system_id
         self.system_name = system_name
-        self.target_state = check_wait_target(target_state, "target_state")
+        self.target_state = check_wait_target(target_state, "target_state", self.target_states)
         self.deferrable = default_deferrable() if deferrable is None else check_flag("deferrable", deferrable)
 
     def _check(self) -> None:
@@ -96,6 +128,7 @@ class PuddleSystemStateSensor(_PuddleSensor):
         return system.id if system is not None else None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
+        self._unavailable = False
         system_id = self._target_id()
         if system_id is None:
             if self.target_state == "terminated":
@@ -103,30 +136,19 @@ class PuddleSystemStateSensor(_PuddleSensor):
                 return PokeReturnValue(is_done=True, xcom_value=None)
             raise AirflowFailException(f"no system named {self.system_name!r}: it will not become "
                                        f"{self.target_state}")
-        outcome = self._client.check(system_id, self.target_state, on_state=narrator(self.log))
+        deadline = self._deadline(context)
+        outcome = self._client.check(system_id, self.target_state, on_state=self._narrate, deadline=deadline)
         if outcome is None:
             if self.deferrable:
-                self._defer(system_id)
+                defer_wait(self, system_id=system_id, target=self.target_state, deadline=deadline,
+                           puddle_conn_id=self.puddle_conn_id, cloud=self.cloud, poll_interval=self.poke_interval)
             return False
-        if outcome.reached:
-            return PokeReturnValue(is_done=True, xcom_value=outcome.system.to_dict() if outcome.system else None)
-        raise AirflowFailException(outcome.message)
-
-    def _defer(self, system_id: str) -> None:
-        self.defer(
-            trigger=PuddleSystemStateTrigger(
-                system_id=system_id, target=self.target_state, deadline=time.time() + self.timeout,
-                puddle_conn_id=self.puddle_conn_id, cloud=self.cloud, poll_interval=self.poke_interval,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=self.timeout),
-        )
+        event = outcome_event(outcome, deadline=deadline, owns_system=False)
+        return PokeReturnValue(is_done=True, xcom_value=verdict(event, sensor=True) or None)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger fired; a timeout event becomes ``AirflowSensorTimeout``."""
-        if event.get("status") == "timeout":
-            raise AirflowSensorTimeout(f"Sensor has timed out: {event.get('message')}")
-        return event_system(event)
+        """Resume after the trigger fired: the same verdict as a poke's."""
+        return verdict(event, sensor=True) or None
 
 
 class PuddleConfigTomlUploadedSensor(PuddleSystemStateSensor):
@@ -170,7 +192,13 @@ class PuddleCUAvailableSensor(_PuddleSensor):
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         needed = cu_needed(self.cu)
-        info = self._client.get_cu_consumption_info()
+        self._unavailable = False
+        try:
+            info = self._client.get_cu_consumption_info()
+        except PuddleUnavailableError as err:  # as a wait does: poll on, and retry if it lasts until the timeout
+            self._unavailable = True
+            self.log.warning("Puddle unavailable while waiting for %d CU (%s); poking on", needed, err)
+            return False
         self.log.info("%d CU available (%d consumed); need %d", info.available_cu, info.consumed_cu, needed)
         if info.available_cu >= needed:
             return PokeReturnValue(is_done=True, xcom_value={"available_cu": info.available_cu,

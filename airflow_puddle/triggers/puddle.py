@@ -16,12 +16,13 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Hashable
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.configuration import conf
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from airflow_puddle.checks import check_flag
+from airflow_puddle.checks import check_flag, exactly_one_target
 from airflow_puddle.domain.lifecycle import check_wait_target
 from airflow_puddle.hooks.api import (
     PuddleError,
@@ -37,7 +38,10 @@ from airflow_puddle.hooks.api import (
 from airflow_puddle.hooks.puddle import PuddleHook
 from airflow_puddle.triggers.stream import SystemsSnapshot, poll_systems, stream_key, watch
 from airflow_puddle.triggers.wakeups import EVERY, OUTAGE, Board, state_key
-from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, WaitEvent, error_event, outcome_event
+from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFER_GRACE_S, WaitEvent, error_event, outcome_event
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator
 
 
 class PuddleSystemStateTrigger(BaseEventTrigger):
@@ -85,8 +89,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         if deadline is None and system_id == "" and system_name is not None:
             system_id = None  # a watcher by name, as serialize() wrote it (no id: "")
         if deadline is None:  # a watcher: by id or by name
-            if (system_id is None) == (system_name is None):
-                raise ValueError("system_id, system_name: a watcher (deadline=None) takes exactly one")
+            exactly_one_target(system_id, system_name)
             if system_name is not None:
                 validate_name(system_name)
             if target == "terminated":
@@ -335,3 +338,21 @@ def _snapshots_between_drains() -> int:
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
 """Terminations started by :meth:`PuddleSystemStateTrigger.on_kill`, kept referenced until they end."""
+
+
+def defer_wait(task: BaseOperator, *, system_id: str, target: str, deadline: float, puddle_conn_id: str,
+               cloud: str | None, poll_interval: float, owns_system: bool = False,
+               method_name: str = "execute_complete") -> None:
+    """Hand the wait to the triggerer until ``deadline``; the task resumes in ``method_name`` with its event.
+
+    Everything the resumption needs is in the trigger and its event, not in ``defer`` kwargs
+    (``dag.test()`` drops those).
+    """
+    task.defer(
+        trigger=PuddleSystemStateTrigger(
+            system_id=system_id, target=target, deadline=deadline, puddle_conn_id=puddle_conn_id, cloud=cloud,
+            poll_interval=poll_interval, owns_system=owns_system,
+        ),
+        method_name=method_name,
+        timeout=timedelta(seconds=max(1.0, deadline - time.time()) + DEFER_GRACE_S),
+    )

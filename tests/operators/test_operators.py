@@ -150,9 +150,9 @@ PuddleCreateSystemOperator(task_id="bad_name", name="Bad_Name", **CREATE, **COMM
 def test_target_must_be_given_once() -> None:
     from airflow_puddle.operators.puddle import PuddleStopSystemOperator
 
-    with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
+    with pytest.raises(ValueError, match="system_id, system_name: give exactly one of them"):
         PuddleStopSystemOperator(task_id="t", system_id="a", system_name="b")
-    with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
+    with pytest.raises(ValueError, match="system_id, system_name: give exactly one of them"):
         PuddleStopSystemOperator(task_id="t", cloud="aws")
     for n, bad in enumerate([0, -1, float("nan"), float("inf"), True, "5"]):
         with pytest.raises(ValueError, match="poll_interval: must be"):

@@ -81,9 +81,9 @@ def test_sensor_defaults_and_validation() -> None:
     assert (sensor.poke_interval, sensor.timeout, sensor.target_state) == (5, 1200, "started")
     with pytest.raises(ValueError, match="target_state: must be one of started, stopped, terminated, failed"):
         PuddleSystemStateSensor(task_id="v", system_id="x", target_state="running")
-    with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
+    with pytest.raises(ValueError, match="system_id, system_name: give exactly one of them"):
         PuddleSystemStateSensor(task_id="both", system_id="x", system_name="y")
-    with pytest.raises(ValueError, match="give exactly one of system_id and system_name"):
+    with pytest.raises(ValueError, match="system_id, system_name: give exactly one of them"):
         PuddleSystemStateSensor(task_id="neither")
     for n, bad in enumerate([0, -1, float("nan"), float("inf"), True]):
         with pytest.raises(ValueError, match="poke_interval: must be"):
