@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_puddle.checks import check_flag, check_target, exactly_one_target, timeout_seconds
 from airflow_puddle.domain.lifecycle import (
@@ -172,7 +172,7 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
     def _require_system(self) -> System:
         system = self._find_system()
         if system is None:
-            raise AirflowException(f"{self._what()} not found")
+            raise AirflowFailException(f"{self._what()} not found")
         return system
 
     def _call(self, action: str, system: System, *args: Any) -> System:

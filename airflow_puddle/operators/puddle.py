@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_puddle.checks import check_flag, timeout_seconds
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD, STABLE_SYSTEM_STATUSES
@@ -127,14 +127,14 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         """Take over a same-name system if it is what this task asks for; replace it if it failed and we may."""
         differences = self._differences(existing)
         if differences:
-            raise AirflowException(
+            raise AirflowFailException(
                 f"system named {self.name!r} ({existing.id}) exists but is not what this task asks for: "
                 f"{'; '.join(differences)}. Give the task another name, or terminate that system first")
         if existing.status not in MOVING_TOWARD["started"] and existing.status not in STABLE_SYSTEM_STATUSES:
             return self._settle(context, existing, deadline)  # then adopt (or replace) the settled system
         if existing.status == System.SYSTEM_STATUS_FAILED.code:
             if not self.terminate_on_failure:
-                raise AirflowException(
+                raise AirflowFailException(
                     f"system named {self.name!r} ({existing.id}) exists and is Failed. Terminate it (for example "
                     f"with PuddleTerminateSystemOperator), or set terminate_on_failure=True to let this task "
                     f"replace it")
