@@ -37,6 +37,7 @@ from airflow_puddle.hooks.api import (
 )
 from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
 from airflow_puddle.links.puddle import PuddleSystemLink
+from airflow_puddle.operators.record import OPERATIONS, Operation, Requests
 from airflow_puddle.triggers.puddle import defer_wait
 from airflow_puddle.waits import (
     DEFAULT_POLL_INTERVAL,
@@ -78,6 +79,8 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
     :param deferrable: Wait in the triggerer instead of the worker; default ``[operators] default_deferrable``.
     :param poll_interval: Seconds between status checks.
     :param timeout: How long to wait in all; enforced while deferred too.
+    :param keep_task_state: After a user's Clear, reconnect to the system an earlier try asked
+        for (and keep owning one it created) instead of starting fresh. Retries always reconnect.
     """
 
     template_fields: Sequence[str] = ("system_id", "system_name", "puddle_conn_id")
@@ -95,6 +98,7 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         deferrable: bool | None = None,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         timeout: timedelta | float = DEFAULT_TIMEOUT,
+        keep_task_state: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -108,28 +112,36 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         self.poll_interval = validate_poll_interval(poll_interval)
         self.timeout = timeout
         self.timeout_s = timeout_seconds(timeout)
+        self.keep_task_state = check_flag("keep_task_state", keep_task_state)
 
     # ------------------------------------------------------------------ Airflow entry points
 
     def execute(self, context: Context) -> Any:
         self._check()  # every rule that needs no server, before the first call
         with permanent_errors_fail(), self.hook:
+            self._begin(context)
             return self._act(context, time.time() + self.timeout_s)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: the wait for the operator's goal ended."""
         with permanent_errors_fail(), self.hook:
+            self._begin(context)
             return self._complete(context, event)
 
     def execute_again(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: a wait on the way (a transition to settle) ended; act anew."""
         with permanent_errors_fail(), self.hook:
+            self._begin(context)
             return self._again(context, event)
 
     def on_kill(self) -> None:
         self.log.info("Task killed; Puddle carries on with the operation on %s", self._what())
 
     # ------------------------------------------------------------------ steps, for subclasses
+
+    def _begin(self, context: Context) -> None:
+        """Read this task instance's record of what it asked Puddle for (:mod:`.record`)."""
+        self._requests = Requests(context, self.log, keep_task_state=self.keep_task_state)
 
     def _check(self) -> None:
         """Check the rendered arguments (templates may render empty, ``None`` or a list); subclasses add theirs."""
@@ -164,10 +176,39 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         return f"system {self.system_id}" if self.system_id else f"system named {self.system_name!r}"
 
     def _find_system(self) -> System | None:
-        """The targeted system, or None when it does not exist (or was terminated, by name)."""
+        """The targeted system, or None when it does not exist (or was terminated, by name).
+
+        The system a request of this task instance went to is found by its recorded id, never by name.
+        """
+        recorded = self._recorded()
+        if recorded is not None:
+            return recorded
         if self.system_id:
             return self._client.get(self.system_id)
         return self._client.find_by_name(str(self.system_name))
+
+    def _recorded(self) -> System | None:
+        """The system this task instance's record names, by id; None (and the record dropped) if it is gone."""
+        request = self._requests.current
+        if request is None or not request.system_id:
+            return None
+        system = self._client.get(request.system_id)
+        if system is None or system.status == System.SYSTEM_STATUS_TERMINATED.code:
+            self._requests.forget()  # gone: the next request starts a new record
+            return None
+        if request.try_number != self._requests.try_number:
+            self.log.info("Try %d asked Puddle to %s system %s (%s); reconnecting to it by id%s",
+                          request.try_number, request.operation.replace("_", " "), system.name, system.id,
+                          " (created by this task instance)" if request.created else "")
+        return system
+
+    def _asked(self, operation: Operation) -> bool:
+        """Whether Puddle already accepted ``operation`` for this task instance (on this try or an earlier one)."""
+        return self._requests.current is not None and self._requests.current.operation == operation
+
+    def _owned(self, system_id: str) -> bool:
+        """Whether a failed wait on ``system_id`` should clean it up; the create operator's rule."""
+        return False
 
     def _require_system(self) -> System:
         system = self._find_system()
@@ -182,6 +223,8 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         except PreconditionFailedError as err:
             raise AirflowException(f"cannot {action.replace('_', ' ')} system {system.name}: {err}") from err
         self.log.info("Asked Puddle to %s system %s", action.replace("_", " "), system.name)
+        if action in OPERATIONS:
+            self._requests.write(action, system.id)
         return changed
 
     def _wait(self, context: Context, system: System, target: WaitTarget, deadline: float, *,
@@ -207,12 +250,11 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         self.log.info("System %s is %s; waiting for it to settle", system.name, system.status_text)
         return self._wait(context, system, SETTLED, deadline, then="execute_again")
 
-    def _finish(self, context: Context, system: System, target: WaitTarget, deadline: float,
-                owns: bool = False) -> Any:
+    def _finish(self, context: Context, system: System, target: WaitTarget, deadline: float) -> Any:
         """Wait for the goal ``target`` (unless ``wait_for_completion`` is off) and return the system's dict."""
         if not self.wait_for_completion:
             return self._result(context, system.to_dict())
-        return self._wait(context, system, target, deadline, owns=owns)
+        return self._wait(context, system, target, deadline, owns=self._owned(system.id))
 
     def _result(self, context: Context, data: dict[str, Any]) -> dict[str, Any]:
         """Publish the system's URL for the link and return the dict for XCom."""

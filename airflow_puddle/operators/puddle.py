@@ -2,10 +2,12 @@
 
 Each operator looks at the system first and only asks Puddle for what is still
 missing, waiting on a system already moving toward the goal, so a retried task
-does not repeat work (the restart operator is the exception: a retry restarts
-again). Every wait runs in the worker (``deferrable=False``) or in the triggerer
-(``deferrable=True``), with one absolute deadline either way; both end in the
-same event, read by one verdict (:func:`airflow_puddle.waits.verdict`).
+does not repeat work. What each try asked for is kept in Airflow's task state
+store (:mod:`.record`), so a retry after a crash reconnects by id, keeps owning a
+system it created, and does not repeat a restart. Every wait runs in the worker
+(``deferrable=False``) or in the triggerer (``deferrable=True``), with one absolute
+deadline either way; both end in the same event, read by one verdict
+(:func:`airflow_puddle.waits.verdict`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from airflow_puddle.hooks.api import (
     validate_create,
 )
 from airflow_puddle.operators.base import PuddleBaseSystemOperator, tag_data
+from airflow_puddle.operators.record import CLOCK_SKEW_S
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -87,7 +90,6 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         self.idle_interval = idle_interval
         self.tags = tags
         self.terminate_on_failure = check_flag("terminate_on_failure", terminate_on_failure)
-        self._created_id: str | None = None
 
     def execute(self, context: Context) -> Any:
         self.system_name = self.name  # the name may have been templated
@@ -103,25 +105,48 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         )
 
     def _act(self, context: Context, deadline: float) -> Any:
-        existing = self._client.find_by_name(self.name)
+        existing = self._recorded() or self._answered() or self._client.find_by_name(self.name)
         if existing is None:
             try:
                 return self._create(context, deadline)
             except AlreadyExistsError:  # another task created it first: adopt theirs
+                self._requests.forget()  # the create this task sent made nothing
                 existing = self._client.find_by_name(self.name)
                 if existing is None:
                     raise AirflowException(f"system named {self.name!r} was created and is gone again") from None
         return self._adopt(context, existing, deadline)
 
+    def _answered(self) -> System | None:
+        """A create an earlier try sent with no answer recorded (the worker died): the system it made, if any.
+
+        Only a system of that name created since the request was sent counts (a name alone could be
+        another system's), and it is then recorded by id as this task instance's own.
+        """
+        request = self._requests.current
+        if request is None or not request.pending:
+            return None
+        found = self._client.find_by_name(request.name)
+        if found is None or found.created < request.asked_at - CLOCK_SKEW_S:
+            return None
+        self.log.info("Try %d sent a create and stopped before its answer; system %s (%s), created since, is that "
+                      "answer: reconnecting to it by id (created by this task instance)", request.try_number,
+                      found.name, found.id)
+        self._requests.write("create", found.id, created=True)
+        return found
+
+    def _owned(self, system_id: str) -> bool:
+        return self.terminate_on_failure and self._requests.owns(system_id)
+
     def _create(self, context: Context, deadline: float) -> Any:
+        self._requests.write("create", "", created=True, name=self.name)  # sent, answer not in yet
         system = self._client.create(
             self.name, disk_size_gb=self.disk_size_gb, image=self.image_id, product=self.product,
             version=self.version, instance_type_name=self.instance_type_name, idle_interval=self.idle_interval,
             tags=tag_data(self.tags),
         )
-        self._created_id = system.id
+        self._requests.write("create", system.id, created=True)
         self.log.info("Created system %s (%s) on %s", system.name, system.id, system.cloud)
-        return self._finish(context, system, "started", deadline, owns=self.terminate_on_failure)
+        return self._finish(context, system, "started", deadline)
 
     def _adopt(self, context: Context, existing: System, deadline: float) -> Any:
         """Take over a same-name system if it is what this task asks for; replace it if it failed and we may."""
@@ -170,9 +195,10 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
             self.log.warning("Could not terminate system %s: %s", system_id, term_err)
 
     def on_kill(self) -> None:
-        if self.terminate_on_failure and self._created_id:
+        request = self._requests.current if hasattr(self, "_requests") else None
+        if self.terminate_on_failure and request is not None and request.created and request.system_id:
             with self.hook:
-                self._terminate(self._created_id, "the task was killed")
+                self._terminate(request.system_id, "the task was killed")
         else:
             super().on_kill()
 
@@ -205,12 +231,13 @@ class PuddleTerminateSystemOperator(PuddleBaseSystemOperator):
 class PuddleRestartSystemOperator(PuddleBaseSystemOperator):
     """Restart a started system and wait until it is started again.
 
-    Not idempotent: a retry of a try whose restart went through restarts the system again.
-    A system already rebooting (or otherwise on its way to started) is waited on instead.
+    A retry of a try whose restart Puddle accepted waits for that restart instead of restarting
+    again (the task state store keeps the request). A system already rebooting (or otherwise on
+    its way to started) is waited on.
     """
 
     def _act(self, context: Context, deadline: float) -> Any:
-        return self._reach(context, "started", "restart", deadline, again=True)
+        return self._reach(context, "started", "restart", deadline, again=not self._asked("restart"))
 
 
 class PuddleUpdateConfigTomlOperator(PuddleBaseSystemOperator):
@@ -233,14 +260,18 @@ class PuddleUpdateConfigTomlOperator(PuddleBaseSystemOperator):
         validate_config_toml(self.config_toml)  # before the GetSystem that finds the system
 
     def _act(self, context: Context, deadline: float) -> Any:
-        system = self._call("update_config_toml", self._require_system(), self.config_toml)
+        system = self._require_system()
+        if self._asked("restart"):  # an earlier try uploaded and asked for the restart: wait for it
+            return self._reach(context, "started", "restart", deadline, system)
+        if not self._asked("update_config_toml"):
+            system = self._call("update_config_toml", system, self.config_toml)
         return self._finish(context, system, CONFIG_UPLOADED, deadline)
 
     def _after_wait(self, context: Context, data: dict[str, Any], target: str, deadline: float) -> Any:
         if target != CONFIG_UPLOADED or not self.restart:
             return self._result(context, data)
         self.log.info("Restarting system %s to apply the new config.toml", data.get("name"))
-        return self._reach(context, "started", "restart", deadline, again=True)
+        return self._reach(context, "started", "restart", deadline, again=not self._asked("restart"))
 
 
 class PuddleRefreshIdleTimeoutOperator(PuddleBaseSystemOperator):
