@@ -1,0 +1,122 @@
+"""A retry after a crash reconnects by id through the task state store, in real Airflow (``dag.test()``).
+
+A crash is simulated by failing the first try right after Puddle accepted its request, before the wait.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client.models import System, TagData
+from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+from airflow_puddle.emulator.server import EmulatorServer
+from tests.operators.test_operators import run_dag
+
+pytestmark = [pytest.mark.usefixtures("airflow_db")]
+
+CRASHES = '''
+import os
+from tests.conftest import Admin
+
+RETRY = dict(retries=1, retry_delay=timedelta(0))
+
+
+class CrashAfterCreate(PuddleCreateSystemOperator):
+    """Try 1 dies once Puddle accepted the create; its system is then set to fail on its way up."""
+
+    def _finish(self, context, system, target, deadline):
+        if context["ti"].try_number == 1:
+            if os.environ.get("FAIL_IT"):
+                Admin(os.environ["EMULATOR"]).fail_next_transition(system.id)
+            if os.environ.get("LOSE_ANSWER"):  # died before the create's answer was recorded
+                self._requests.write("create", "", created=True, name=self.name)
+            raise RuntimeError("worker lost")
+        return super()._finish(context, system, target, deadline)
+
+
+class CrashAfterRestart(PuddleRestartSystemOperator):
+    def _finish(self, context, system, target, deadline):
+        if context["ti"].try_number == 1:
+            raise RuntimeError("worker lost")
+        return super()._finish(context, system, target, deadline)
+'''
+
+
+@pytest.fixture
+def client(emulator: EmulatorServer) -> SystemsClient:
+    return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
+
+
+@pytest.fixture(params=[False, True], ids=["worker", "deferred"])
+def deferrable(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def systems_named(tmp_path: Path, name: str) -> list[tuple[str, int]]:
+    """Every system the test's emulator ever made with ``name`` (terminated ones too): (id, status)."""
+    with sqlite3.connect(tmp_path / "puddle.sqlite") as db:  # the emulator fixture's database
+        return list(db.execute("SELECT id, status FROM systems WHERE name = ?", (name,)))
+
+
+def output(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    out, err = capfd.readouterr()
+    return caplog.text + out + err
+
+
+def tries(run: Any, task_id: str) -> int:
+    return next(ti.try_number for ti in run.get_task_instances() if ti.task_id == task_id)
+
+
+@pytest.mark.parametrize("lose_answer", [False, True], ids=["answer-recorded", "answer-lost"])
+def test_a_retried_create_reconnects_by_id_and_still_owns_its_system(
+    puddle_conn: str, emulator: EmulatorServer, tmp_path: Path, deferrable: bool, lose_answer: bool,
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("EMULATOR", emulator.address)
+    monkeypatch.setenv("FAIL_IT", "1")
+    if lose_answer:
+        monkeypatch.setenv("LOSE_ANSWER", "1")
+    dag_id = f"durable_create_{int(deferrable)}_{int(lose_answer)}"
+    run, states = run_dag(dag_id, deferrable, CRASHES + """
+CrashAfterCreate(task_id="create", name="durable", terminate_on_failure=True, **CREATE, **COMMON, **RETRY)
+""")
+    assert states == {"create": "failed"} and tries(run, "create") == 2
+    made = systems_named(tmp_path, "durable")
+    assert len(made) == 1, made  # the retry created no second system
+    # Terminating or gone: the retry kept ownership, so its failed wait cleaned the system up.
+    assert made[0][1] in (System.SYSTEM_STATUS_TERMINATING.code, System.SYSTEM_STATUS_TERMINATED.code)
+    text = output(capfd, caplog)
+    assert "reconnecting to it by id (created by this task instance)" in text
+    assert "Terminating system" in text
+
+
+def test_a_retried_create_that_succeeds_returns_the_first_tries_system(
+    puddle_conn: str, tmp_path: Path, client: SystemsClient, deferrable: bool,
+) -> None:
+    run, states = run_dag(f"durable_create_ok_{int(deferrable)}", deferrable, CRASHES + """
+CrashAfterCreate(task_id="create", name="durable-ok", **CREATE, **COMMON, **RETRY)
+""")
+    assert states == {"create": "success"} and tries(run, "create") == 2
+    made = systems_named(tmp_path, "durable-ok")
+    assert len(made) == 1 and client.get(made[0][0]).status_text == "Started"
+
+
+def test_a_retried_restart_waits_for_the_restart_already_accepted(
+    puddle_conn: str, client: SystemsClient, deferrable: bool, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    system = client.wait_for_system_started(client.create("durable-restart", product="dai", version="1.11.1",
+                                                          instance_type_name="m5.2xlarge",
+                                                          tags=[TagData("Team", "ml")]).id)
+    run, states = run_dag(f"durable_restart_{int(deferrable)}", deferrable, CRASHES + f"""
+CrashAfterRestart(task_id="restart", system_id="{system.id}", **COMMON, **RETRY)
+""")
+    assert states == {"restart": "success"} and tries(run, "restart") == 2
+    text = output(capfd, caplog)
+    assert text.count("Asked Puddle to restart system durable-restart") == 1  # not restarted again
+    assert "Try 1 asked Puddle to restart system durable-restart" in text
