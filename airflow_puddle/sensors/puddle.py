@@ -63,7 +63,7 @@ class _PuddleSensor(PuddleHookUser, BaseSensorOperator):
         self._check()  # every rule that needs no server, before the first call
         self._started_at = time.time()
         self._unavailable = False
-        with permanent_errors_fail(), self.hook:
+        with self.hook:
             try:
                 return super().execute(context)
             except (AirflowSensorTimeout, AirflowSkipException) as err:
@@ -73,6 +73,14 @@ class _PuddleSensor(PuddleHookUser, BaseSensorOperator):
 
     def _check(self) -> None:
         """Check the rendered arguments; subclasses add theirs."""
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        """One look; a rejected key fails it at once, inside the sensor's own ``soft_fail`` handling."""
+        with permanent_errors_fail():
+            return self._poke(context)
+
+    def _poke(self, context: Context) -> bool | PokeReturnValue:
+        raise NotImplementedError
 
     def _deadline(self, context: Context) -> float:
         """When the sensor's ``timeout`` ends: from its first try's start in reschedule mode, else this one's."""
@@ -127,7 +135,7 @@ class PuddleSystemStateSensor(_PuddleSensor):
         system = self._client.find_by_name(str(self.system_name))
         return system.id if system is not None else None
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
+    def _poke(self, context: Context) -> bool | PokeReturnValue:
         self._unavailable = False
         system_id = self._target_id()
         if system_id is None:
@@ -190,7 +198,7 @@ class PuddleCUAvailableSensor(_PuddleSensor):
     def _check(self) -> None:
         cu_needed(self.cu)
 
-    def poke(self, context: Context) -> bool | PokeReturnValue:
+    def _poke(self, context: Context) -> bool | PokeReturnValue:
         needed = cu_needed(self.cu)
         self._unavailable = False
         try:

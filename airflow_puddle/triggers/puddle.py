@@ -213,23 +213,29 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         return await board.catch_up(stream, last, after)
 
     async def _last_look(self, tracker: WaitTracker, snapshot: SystemsSnapshot | None) -> WaitOutcome:
-        """At the deadline: one GetSystem of this system (with the poll's client) judged, or the wait times out."""
+        """At the deadline: one GetSystem of this system judged; unavailable only when Puddle does not answer it.
+
+        With no snapshot yet (the deadline came before the first poll answered, as for a wait
+        resumed past its deadline), the look takes a client of its own: not having polled yet
+        says nothing about Puddle.
+        """
         now = time.time()
         client = snapshot.client if snapshot is not None else None
-        if client is not None:
-            try:
-                system = await asyncio.wait_for(client.get(self.system_id), LAST_LOOK_S)
-            except (PuddleUnavailableError, TimeoutError) as err:
-                error: PuddleError = err if isinstance(err, PuddleError) else PuddleUnavailableError(
-                    f"GetSystem: no answer within {LAST_LOOK_S:.0f}s")
-            else:
-                outcome = tracker.observe(system, max(now, tracker.deadline))
-                assert outcome is not None  # judged at the deadline: reached, failed, gone or timed out
-                return outcome
+        own = client is None
+        try:
+            if client is None:
+                client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
+            system = await asyncio.wait_for(client.get(self.system_id), LAST_LOOK_S)
+        except (PuddleUnavailableError, TimeoutError) as err:
+            error = err if isinstance(err, PuddleError) else PuddleUnavailableError(
+                f"GetSystem: no answer within {LAST_LOOK_S:.0f}s")
+            outcome = tracker.unavailable(error, max(now, tracker.deadline))
         else:
-            error = PuddleUnavailableError("no poll of Puddle answered before the deadline")
-        outcome = tracker.unavailable(error, max(now, tracker.deadline))
-        assert outcome is not None
+            outcome = tracker.observe(system, max(now, tracker.deadline))
+        finally:
+            if own and client is not None:
+                await client.authorizer.close()  # type: ignore[attr-defined]
+        assert outcome is not None  # judged at the deadline: reached, failed, gone, timed out or unavailable
         return outcome
 
     def _drain_every_s(self) -> float:
