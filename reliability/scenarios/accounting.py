@@ -5,6 +5,7 @@
   terminated;
 * waits: every deferral of every task (each try's trigger logs, whichever triggerers ran it)
   fired exactly one event, or none when Airflow's own trigger timeout ended it;
+* on Celery, the workloads each Celery worker ran;
 * the race apache/airflow#72716 / #71580: the scheduler's "state mismatch" failures (a stale
   executor event failing a task that had just deferred or resumed), each task it hit, and
   whether that task recovered through its retries.
@@ -105,5 +106,16 @@ def loopback_row(stack: Stack) -> Row:
                not outside and len(found) >= len(stack.ports()))
 
 
+def celery_row(stack: Stack) -> list[Row]:
+    """On Celery: the workloads (a task's try, or its resume after a deferral) each worker ran, from its output."""
+    if stack.executor != "celery":
+        return []
+    ran = {name: service.log_path.read_text(errors="replace").count("Executing workload in Celery")
+           for name, service in stack.deployment.services.items() if name.startswith("celery-worker-")}
+    observed = f"workloads run: {', '.join(f'{n} on {name}' for name, n in ran.items())}"
+    return [Row("Celery workers ran the tasks", "each Celery worker ran tasks", observed,
+                len(ran) > 1 and all(ran.values()))]
+
+
 def run(stack: Stack) -> list[Row]:
-    return [systems_row(stack), waits_row(stack), race_row(stack), loopback_row(stack)]
+    return [systems_row(stack), waits_row(stack), race_row(stack), loopback_row(stack), *celery_row(stack)]
