@@ -36,7 +36,7 @@ def celery_settings(broker_url: str, result_backend: str) -> dict[str, str]:
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": result_backend,
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CELERY_CONCURRENCY),
-        "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",  # sending a task: 1 s is short on 2 busy cores
+        "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",  # sending a task: a margin over 1 s on 2 busy cores
     }
 
 
