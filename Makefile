@@ -58,8 +58,9 @@ bench-full: venv
 emulator: venv
 	$(BIN)/puddle-emulator --db .puddle-emulator.sqlite
 
-# The deployment run: PostgreSQL, two triggerers, faults, the browser (docs/reliability.md); ~10 min.
-# Installs PostgreSQL and chromium with apt-get when they are missing.
+# The deployment run: PostgreSQL, two triggerers, faults, the browser (docs/reliability.md), on LocalExecutor
+# and on CeleryExecutor (Redis, two Celery workers); ~12 min. RELIABILITY_ARGS="--executor local" (or celery): ~6 min.
+# Installs PostgreSQL, chromium and redis-server with apt-get when they are missing.
 reliability: venv
 	scripts/reliability_deps.sh
 	$(PY) -m reliability $(RELIABILITY_ARGS)

@@ -1,13 +1,16 @@
 """``make reliability``: start the deployment, run the scenarios, print one table and ``N/M scenarios hold``.
 
-Phases run one after another; the scenarios of a phase run side by side (each on emulators of
-its own). Progress goes to stderr; the table to stdout and to ``artifacts/reliability/latest.md``.
-Exits 0 only when every scenario holds. ``--keep`` keeps the run's home (logs, databases).
+``--executor local|celery|both`` (default both): each executor gets a deployment of its own, one
+after the other, and every scenario runs on each; a row names its executor. Phases run one after
+another; the scenarios of a phase run side by side (each on emulators of its own). Progress goes to
+stderr; the table and each executor's wall time to stdout and to ``artifacts/reliability/latest.md``.
+Exits 0 only when every scenario holds. ``--keep`` keeps the runs' homes (logs, databases).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +23,8 @@ from reliability import secrets, ui
 from reliability import stack as deployment
 from reliability.procs import alive, bound, leftovers, tree
 from reliability.report import Progress, Row, failed_row, table
-from reliability.scenarios import accounting, adopt, faults, idle, waits
+from reliability.scenarios import accounting, adopt, faults, idle, waits, worker_kill
+from reliability.workers import EXECUTORS
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
@@ -34,7 +38,8 @@ def phases(args: argparse.Namespace, sampler: Callable[[], secrets.TriggerSample
           lambda s: waits.run(s, args.waits, args.short_waits))],
         [("faults", "each fault survived", faults.run),
          ("adopt", "a cleared create adopts its system", adopt.run),
-         ("idle", "exactly the idle systems stopped", idle.run)],
+         ("idle", "exactly the idle systems stopped", idle.run),
+         ("worker-kill", "the killed worker's task retries and succeeds", worker_kill.run)],
         [("ui", "the browser checks hold", lambda s: ui.run(s, ARTIFACTS))],
         [("accounting", "systems, waits and retries add up", accounting.run)],
         [("secrets", "0 hits", lambda s: secrets.run(s, sampler()))],
@@ -62,23 +67,19 @@ def _cleanup_row(stack: deployment.Stack, before: list[psutil.Process], killed: 
     """After the stop: no process of the trees seen before it, none with the run's marker, no port bound."""
     left = {p.pid for p in alive(before)} | {p.pid for p in leftovers(stack.run_id)}
     ports = bound(stack.ports())
-    services = len(stack.deployment.services) + len(stack.emulators) + 1
-    observed = (f"{services} services (Airflow's components, {len(stack.emulators)} emulators, PostgreSQL), "
+    servers = "PostgreSQL" + (", Redis" if stack.redis is not None else "")
+    services = len(stack.deployment.services) + len(stack.emulators) + 1 + (stack.redis is not None)
+    observed = (f"{services} services (Airflow's components, {len(stack.emulators)} emulators, {servers}), "
                 f"{len(before)} processes in their trees, stopped by pid; SIGKILLed after the grace period: "
                 f"{killed or 'none'}; processes left: {len(left)}; ports still bound: {ports or 'none'}")
     return Row("nothing left behind", "every process stopped; none left", observed, not left and not ports)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
-    parser.add_argument("--waits", type=int, default=200, help="concurrent deferred waits (default 200)")
-    parser.add_argument("--short-waits", type=int, default=10, help="of which with a short timeout (default 10)")
-    parser.add_argument("--only", action="append", default=[], help="run only this scenario (repeatable)")
-    parser.add_argument("--keep", action="store_true", help="keep the run's home directory")
-    args = parser.parse_args(argv)
-    progress = Progress()
+def run_on(executor: str, args: argparse.Namespace, progress: Progress) -> list[Row]:
+    """One deployment on ``executor``: every chosen scenario, then the stop; the rows name the executor."""
+    progress(f"executor {executor}: starting the deployment")
     rows: list[Row] = []
-    stack = deployment.start(args.waits, args.short_waits, progress)
+    stack = deployment.start(args.waits, args.short_waits, progress, executor)
     sampler = secrets.TriggerSampler(stack).start()
     try:
         for phase in phases(args, lambda: sampler):
@@ -89,13 +90,34 @@ def main(argv: list[str] | None = None) -> int:
         sampler.stop()
         before = tree(stack.pids())
         killed = deployment.stop(stack)
-        progress(f"stopped everything; SIGKILLed: {killed or 'nothing'}")
+        progress(f"executor {executor}: stopped everything; SIGKILLed: {killed or 'nothing'}")
         rows.append(_cleanup_row(stack, before, killed))
         if args.keep:
             progress(f"kept {stack.home}")
         else:
             deployment.remove(stack)
-    report = table(rows)
+    return [dataclasses.replace(row, executor=executor) for row in rows]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
+    parser.add_argument("--executor", choices=[*EXECUTORS, "both"], default="both",
+                        help="run on LocalExecutor, on CeleryExecutor (Redis, two Celery workers), or both "
+                             "one after the other (default)")
+    parser.add_argument("--waits", type=int, default=200, help="concurrent deferred waits (default 200)")
+    parser.add_argument("--short-waits", type=int, default=10, help="of which with a short timeout (default 10)")
+    parser.add_argument("--only", action="append", default=[], help="run only this scenario (repeatable)")
+    parser.add_argument("--keep", action="store_true", help="keep the run's home directory")
+    args = parser.parse_args(argv)
+    progress = Progress()
+    rows: list[Row] = []
+    took: dict[str, float] = {}
+    for executor in list(EXECUTORS) if args.executor == "both" else [args.executor]:
+        started = time.monotonic()
+        rows += run_on(executor, args, progress)
+        took[executor] = time.monotonic() - started
+    timings = ", ".join(f"{name} {int(s) // 60} min {int(s) % 60} s" for name, s in took.items())
+    report = table(rows) + f"\n\nWall time by executor (start to stop): {timings}"
     print(report)
     (ARTIFACTS / "reliability").mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "reliability" / "latest.md").write_text(report + "\n")

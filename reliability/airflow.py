@@ -1,9 +1,10 @@
 """Airflow's components as separate processes, and the ways to talk to them.
 
 :class:`Deployment` runs ``airflow db migrate`` and then, each as its own :class:`Service`:
-api-server, scheduler (LocalExecutor), dag-processor and N triggerers, in a fresh
-``AIRFLOW_HOME``, on loopback only (the scheduler and triggerers skip their log servers, which
-would bind every interface; the api-server reads the log files from the shared home).
+api-server, scheduler (LocalExecutor or CeleryExecutor), dag-processor, N triggerers and, for
+Celery, the Celery workers, in a fresh ``AIRFLOW_HOME``, on loopback only (the scheduler,
+triggerers and workers skip their log servers, which would bind every interface; the api-server
+reads the log files from the shared home).
 :class:`AirflowApi` is the REST client (DAG runs, task states, clears); :class:`MetadataDb`
 reads the metadata DB (PostgreSQL or SQLite) through SQLAlchemy.
 """
@@ -23,6 +24,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 
 from reliability.procs import RUN_MARKER, Service, free_port, wait_until
+from reliability.workers import EXECUTORS, celery_worker_args
 
 STARTUP_TIMEOUT_S = 180.0
 FINISHED = ("success", "failed")
@@ -169,10 +171,20 @@ class Deployment:
 
     :param connections: ``AIRFLOW_CONN_<ID>`` values by connection id (every component sees them).
     :param settings: more environment (``AIRFLOW__SECTION__KEY`` values) on top of the defaults below.
+    :param executor: ``local`` or ``celery`` (:data:`~reliability.workers.EXECUTORS`).
+    :param celery_workers: how many ``airflow celery worker`` processes to start (Celery only; its
+        broker and result backend come in ``settings``).
     """
 
     def __init__(self, home: Path, run_id: str, sql_alchemy_conn: str, *, connections: Mapping[str, str],
-                 triggerers: int = 2, settings: Mapping[str, str] | None = None) -> None:
+                 triggerers: int = 2, settings: Mapping[str, str] | None = None, executor: str = "local",
+                 celery_workers: int = 0) -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(f"executor: {executor!r} is not one of {sorted(EXECUTORS)}")
+        if celery_workers and executor != "celery":
+            raise ValueError(f"celery_workers: {celery_workers} workers need executor 'celery', not {executor!r}")
+        self.executor = executor
+        self.celery_workers = celery_workers
         self.home = home
         self.run_id = run_id
         self.dags = home / "dags"
@@ -197,7 +209,7 @@ class Deployment:
             "NO_PROXY": _LOOPBACK, "no_proxy": _LOOPBACK,  # httpx (execution API) and gRPC must not use a proxy
             "AIRFLOW_HOME": str(self.home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": EXECUTORS[self.executor],
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags),
             "AIRFLOW__CORE__FERNET_KEY": self.fernet_key,
@@ -245,8 +257,11 @@ class Deployment:
         self._spawn("dag-processor", "dag-processor")
         for n in range(1, self.triggerer_count + 1):
             self.start_triggerer(f"triggerer-{n}")
+        for n in range(1, self.celery_workers + 1):
+            self._spawn(f"celery-worker-{n}", *celery_worker_args(f"worker-{n}"))
         wait_until("the api-server and healthy components", self._healthy, STARTUP_TIMEOUT_S, 0.5,
                    self.diagnostics)
+        wait_until("the Celery workers ready", self._workers_ready, STARTUP_TIMEOUT_S, 0.5, self.diagnostics)
         wait_until(f"DAGs {list(dag_ids)} parsed", lambda: self._parsed(dag_ids), STARTUP_TIMEOUT_S, 0.5,
                    self.diagnostics)
 
@@ -283,6 +298,11 @@ class Deployment:
         parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
         return True if all((body.get(p) or {}).get("status") == "healthy" for p in parts) else None
 
+    def _workers_ready(self) -> bool | None:
+        """Every Celery worker has logged ``celery@<name> ready.`` (it consumes from the broker)."""
+        workers = [s for name, s in self.services.items() if name.startswith("celery-worker-")]
+        return True if all(" ready." in s.tail(400) for s in workers) else None
+
     def _parsed(self, dag_ids: Sequence[str]) -> bool | None:
         _, errors = self.api.request("GET", "/api/v2/importErrors")
         if isinstance(errors, dict) and errors.get("import_errors"):
@@ -290,9 +310,10 @@ class Deployment:
         return True if all(self.api.request("GET", f"/api/v2/dags/{d}")[0] == 200 for d in dag_ids) else None
 
     def stop(self) -> list[str]:
-        """Stop every component by pid, triggerers and scheduler first; returns what had to be SIGKILLed."""
+        """Stop every component by pid, triggerers and scheduler first, then the Celery workers (they
+        finish their tasks' reports to the api-server); returns what had to be SIGKILLed."""
         killed: list[str] = []
-        order = sorted(self.services, key=lambda n: ("api-server" in n, "dag-processor" in n))
+        order = sorted(self.services, key=lambda n: ("api-server" in n, "dag-processor" in n, "celery" in n))
         for name in order:
             service = self.services[name]
             if service.running():

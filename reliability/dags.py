@@ -15,6 +15,7 @@ SHORT_DAG_ID = "rel_waits_short"
 PIPELINE_DAG_ID = "rel_pipeline"
 BOOTFAIL_DAG_ID = "rel_bootfail"
 ADOPT_DAG_ID = "rel_adopt"
+WORKER_KILL_DAG_ID = "rel_worker_kill"
 STOP_IDLE_DAG_ID = "puddle_stop_idle_systems"  # the example DAG, as shipped
 
 DAI = '{"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": {"Team": "ml"}}'
@@ -78,6 +79,22 @@ with DAG("{dag_id}", schedule=None, start_date=START, catchup=False, default_arg
     )
 '''
 
+# One task that holds its worker on try 1 (long past the run) and returns at once on try 2: the check of
+# the hook that SIGKILLs the worker running a task (reliability/scenarios/worker_kill.py).
+_WORKER_KILL = '''
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False):
+    @task(retries=1, retry_delay=timedelta(seconds=1))
+    def hold(ti=None):
+        import time
+
+        if ti.try_number == 1:
+            time.sleep({hold})
+        return ti.try_number
+
+    hold()
+'''
+WORKER_KILL_HOLD_S = 1800
+
 WAITS_CONN = "puddle_waits"
 WAITS_POLL_S = 2
 SHORT_TIMEOUT_S = 100
@@ -100,6 +117,7 @@ def write(dags: Path, waits: int, short_waits: int) -> list[str]:
         # no retries on create: a retry would replace the failed system, and this run is about the failure
         BOOTFAIL_DAG_ID: _PIPELINE.format(dag_id=BOOTFAIL_DAG_ID, create_retries="retries=0"),
         ADOPT_DAG_ID: _ADOPT.format(dag_id=ADOPT_DAG_ID, conn=ADOPT_CONN, name=ADOPT_NAME),
+        WORKER_KILL_DAG_ID: _WORKER_KILL.format(dag_id=WORKER_KILL_DAG_ID, hold=WORKER_KILL_HOLD_S),
     }
     for dag_id, source in sources.items():
         (dags / f"{dag_id}.py").write_text(_HEADER + source)

@@ -55,7 +55,7 @@ def wait_until(what: str, check: Callable[[], T | None], timeout: float, interva
 def describe(p: psutil.Process) -> str:
     """``pid command`` of a process, short."""
     try:
-        return f"{p.pid} {' '.join(p.cmdline())[:100]}"
+        return f"{p.pid} {' '.join(p.cmdline()).strip()[:100]}"
     except psutil.Error:
         return f"{p.pid} (gone)"
 

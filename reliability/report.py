@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Row:
-    """One scenario's verdict; ``observed`` states the figures, ``holds`` whether they meet ``expected``."""
+    """One scenario's verdict; ``observed`` states the figures, ``holds`` whether they meet ``expected``;
+    ``executor`` the executor the run used (``local`` or ``celery``)."""
 
     scenario: str
     expected: str
     observed: str
     holds: bool
+    executor: str = ""
 
 
 def failed_row(scenario: str, expected: str, error: BaseException) -> Row:
@@ -25,9 +27,9 @@ def failed_row(scenario: str, expected: str, error: BaseException) -> Row:
 
 def table(rows: list[Row]) -> str:
     """A Markdown table of the rows, and the last line ``N/M scenarios hold``."""
-    lines = ["| scenario | expected | observed | holds |", "| --- | --- | --- | --- |"]
+    lines = ["| executor | scenario | expected | observed | holds |", "| --- | --- | --- | --- | --- |"]
     for row in rows:
-        cells = [row.scenario, row.expected, row.observed, "yes" if row.holds else "**NO**"]
+        cells = [row.executor, row.scenario, row.expected, row.observed, "yes" if row.holds else "**NO**"]
         lines.append("| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
     lines += ["", f"{sum(r.holds for r in rows)}/{len(rows)} scenarios hold"]
     return "\n".join(lines)

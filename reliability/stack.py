@@ -1,4 +1,5 @@
-"""The whole deployment of a reliability run: PostgreSQL, the emulators, Airflow with two triggerers.
+"""The whole deployment of a reliability run: PostgreSQL, the emulators, Airflow with two triggerers,
+on one executor: LocalExecutor, or CeleryExecutor with Redis and two Celery workers.
 
 Each fault scenario gets an emulator of its own, so its faults touch only its own runs and the
 scenarios can run side by side. Every emulator and connection carries the run's canary API
@@ -21,8 +22,10 @@ from reliability import dags
 from reliability.airflow import Deployment
 from reliability.emulator import EmulatorProcess
 from reliability.postgres import PostgresCluster
-from reliability.procs import RUN_MARKER, sweep
+from reliability.procs import RUN_MARKER, sweep, tree
+from reliability.redis import RedisServer
 from reliability.report import Progress
+from reliability.workers import CELERY_WORKERS, Killed, celery_settings, kill_task_worker
 
 # name -> (lifecycle step in seconds, CU capacity). One emulator per connection ``puddle_<name>``.
 EMULATORS: dict[str, tuple[float, int]] = {
@@ -45,6 +48,8 @@ _SETTINGS = {
     "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "1000",
     "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the connection form's Test button
     "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "30",
+    # a task whose worker was SIGKILLed fails (and retries) this long after its last heartbeat (default 300 s)
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
     "PUDDLE_POLL_INTERVAL": "2",  # the example stop-idle DAG's poll interval
 }
 
@@ -59,7 +64,9 @@ class Stack:
     deployment: Deployment
     emulators: dict[str, EmulatorProcess]
     progress: Progress
+    executor: str = "local"
     postgres: PostgresCluster | None = None
+    redis: RedisServer | None = None
     # systems the scenarios expect each emulator to hold, by name, and those a teardown must have terminated
     expected: dict[str, set[str]] = field(default_factory=dict)
     must_be_terminated: dict[str, set[str]] = field(default_factory=dict)
@@ -75,12 +82,21 @@ class Stack:
         services = [*self.deployment.services.values(), *(e.service for e in self.emulators.values())]
         if self.postgres is not None:
             services.append(self.postgres.service)
+        if self.redis is not None:
+            services.append(self.redis.service)
         return [s.pid for s in services if s is not None and s.running()]
 
     def ports(self) -> list[int]:
         """Every port the run's services listen on."""
         ports = [self.deployment.api_port, *(e.port for e in self.emulators.values())]
-        return ports + ([self.postgres.port] if self.postgres is not None else [])
+        ports += [self.postgres.port] if self.postgres is not None else []
+        return ports + ([self.redis.port] if self.redis is not None else [])
+
+    def kill_task_worker(self, ti_id: str) -> Killed:
+        """SIGKILL the worker process running task instance ``ti_id`` (its ``id`` in the REST API) on
+        either executor: see :func:`reliability.workers.kill_task_worker`."""
+        services = {name: s.pid for name, s in self.deployment.services.items()}
+        return kill_task_worker(lambda: tree(self.pids()), ti_id, services)
 
     def systems(self, emulator: str) -> list[dict[str, Any]]:
         """Every system the emulator holds, terminated ones too, read from its SQLite file (read-only).
@@ -102,17 +118,23 @@ class Stack:
             db.close()
 
 
-def start(waits: int, short_waits: int, progress: Progress) -> Stack:
-    """Start everything; on failure, stop what was started and re-raise."""
+def start(waits: int, short_waits: int, progress: Progress, executor: str = "local") -> Stack:
+    """Start everything on ``executor`` (``local`` or ``celery``); on failure, stop what was started and re-raise."""
     home = Path(tempfile.mkdtemp(prefix="puddle-reliability-"))
     run_id = f"reliability-{uuid.uuid4()}"
     canary = f"canary-api-secret-{uuid.uuid4().hex}"
     env = {**os.environ, RUN_MARKER: run_id}
     emulators: dict[str, EmulatorProcess] = {}
     postgres: PostgresCluster | None = None
+    redis: RedisServer | None = None
     try:
         postgres = PostgresCluster(env, home / "postgres-logs").start()
         progress(f"PostgreSQL on 127.0.0.1:{postgres.port}")
+        settings = dict(_SETTINGS)
+        if executor == "celery":
+            redis = RedisServer(env, home / "redis-logs").start()
+            progress(f"Redis on 127.0.0.1:{redis.port}")
+            settings.update(celery_settings(redis.url, "db+" + postgres.url))
         for name, (step, cu) in EMULATORS.items():
             emulators[name] = EmulatorProcess(
                 f"emulator-{name}", db=home / "emulators" / f"{name}.sqlite",
@@ -122,21 +144,23 @@ def start(waits: int, short_waits: int, progress: Progress) -> Stack:
         connections = {f"puddle_{name}": emulator.connection() for name, emulator in emulators.items()}
         connections["puddle_latency"] = emulators["latency"].connection(timeout=RPC_TIMEOUT_S)
         deployment = Deployment(home / "airflow", run_id, postgres.url, connections=connections, triggerers=2,
-                                settings=_SETTINGS)
+                                settings=settings, executor=executor,
+                                celery_workers=CELERY_WORKERS if executor == "celery" else 0)
         dag_ids = dags.write(deployment.dags, waits, short_waits)
         deployment.start(dag_ids)
-        progress(f"Airflow up: api-server {deployment.api.base_url}, triggerer jobs {deployment.triggerer_jobs}")
+        progress(f"Airflow up on the {executor} executor: api-server {deployment.api.base_url}, "
+                 f"triggerer jobs {deployment.triggerer_jobs}")
     except BaseException:
         for emulator in emulators.values():
             emulator.stop()
-        if postgres is not None:
-            with contextlib.suppress(Exception):
-                postgres.stop()
+        for server in (redis, postgres):
+            if server is not None:
+                with contextlib.suppress(Exception):
+                    server.stop()
         sweep(run_id)
         raise
     return Stack(home=home, run_id=run_id, canary=canary, deployment=deployment, emulators=emulators,
-                 progress=progress, postgres=postgres)
-
+                 progress=progress, executor=executor, postgres=postgres, redis=redis)
 
 
 def stop(stack: Stack) -> list[str]:
@@ -144,6 +168,8 @@ def stop(stack: Stack) -> list[str]:
     killed = stack.deployment.stop()
     for emulator in stack.emulators.values():
         killed += emulator.stop()
+    if stack.redis is not None:
+        killed += stack.redis.stop()
     if stack.postgres is not None:
         killed += stack.postgres.stop()
     return killed + sweep(stack.run_id)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What `make reliability` needs beyond .venv: PostgreSQL's initdb/postgres and Debian's chromium.
-# Installs whichever is missing with apt-get (as root, or through sudo).
+# What `make reliability` needs beyond .venv: PostgreSQL's initdb/postgres, Debian's chromium, and
+# redis-server (the CeleryExecutor's broker). Installs whichever is missing with apt-get (as root, or
+# through sudo). The harness starts each itself; the Debian packages' own services are not used.
 set -euo pipefail
 missing=()
 if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
@@ -8,6 +9,9 @@ if ! command -v initdb >/dev/null && ! compgen -G "/usr/lib/postgresql/*/bin/ini
 fi
 if [ ! -x /usr/bin/chromium ]; then
   missing+=(chromium)
+fi
+if ! command -v redis-server >/dev/null; then
+  missing+=(redis-server)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -5,6 +5,7 @@
   terminated;
 * waits: every deferral of every task (each try's trigger logs, whichever triggerers ran it)
   fired exactly one event, or none when Airflow's own trigger timeout ended it;
+* on Celery, the workloads each Celery worker ran;
 * the race apache/airflow#72716 / #71580: the scheduler's "state mismatch" failures (a stale
   executor event failing a task that had just deferred or resumed), each task it hit, and
   whether that task recovered through its retries.
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+from reliability.dags import WORKER_KILL_DAG_ID
 from reliability.events import fired_events, task_folder
 from reliability.procs import listeners, tree
 from reliability.report import Row
@@ -79,7 +81,9 @@ def race_row(stack: Stack) -> Row:
     """The scheduler records each such failure in the audit log as event ``state mismatch``
     (``process_executor_events`` in Airflow 3.3's scheduler)."""
     dep = stack.deployment
-    hits = dep.db.query("SELECT dag_id, task_id, run_id, map_index FROM log WHERE event = 'state mismatch'")
+    # the worker-kill check's lost Celery worker is reported the same way: it is no race, so not counted
+    hits = dep.db.query("SELECT dag_id, task_id, run_id, map_index FROM log WHERE event = 'state mismatch' "
+                        "AND dag_id != :killed", killed=WORKER_KILL_DAG_ID)
     again = dep.db.query("SELECT dag_id, task_id, map_index, try_number FROM task_instance WHERE try_number > 1")
     extra = sorted(f"{r[0]}.{r[1]}{'' if r[2] < 0 else f'[{r[2]}]'} try {r[3]}" for r in again)
     final = {(r[0], r[1], r[2], int(r[3])): r[4] for r in dep.db.query(
@@ -102,5 +106,16 @@ def loopback_row(stack: Stack) -> Row:
                not outside and len(found) >= len(stack.ports()))
 
 
+def celery_row(stack: Stack) -> list[Row]:
+    """On Celery: the workloads (a task's try, or its resume after a deferral) each worker ran, from its output."""
+    if stack.executor != "celery":
+        return []
+    ran = {name: service.log_path.read_text(errors="replace").count("Executing workload in Celery")
+           for name, service in stack.deployment.services.items() if name.startswith("celery-worker-")}
+    observed = f"workloads run: {', '.join(f'{n} on {name}' for name, n in ran.items())}"
+    return [Row("Celery workers ran the tasks", "each Celery worker ran tasks", observed,
+                len(ran) > 1 and all(ran.values()))]
+
+
 def run(stack: Stack) -> list[Row]:
-    return [systems_row(stack), waits_row(stack), race_row(stack), loopback_row(stack)]
+    return [systems_row(stack), waits_row(stack), race_row(stack), loopback_row(stack), *celery_row(stack)]
