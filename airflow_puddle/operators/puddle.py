@@ -27,6 +27,7 @@ from airflow_puddle.hooks.api import (
     validate_create,
 )
 from airflow_puddle.operators.base import PuddleBaseSystemOperator, tag_data
+from airflow_puddle.owners import record_owner
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -121,6 +122,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         )
         self._created_id = system.id
         self.log.info("Created system %s (%s) on %s", system.name, system.id, system.cloud)
+        record_owner(context, system.id, self.puddle_conn_id)
         return self._finish(context, system, "started", deadline, owns=self.terminate_on_failure)
 
     def _adopt(self, context: Context, existing: System, deadline: float) -> Any:
@@ -146,6 +148,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
             return self._create(context, deadline)
         self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
                       existing.status_text)
+        record_owner(context, existing.id, self.puddle_conn_id)
         return self._reach(context, "started", "start", deadline, existing)
 
     def _differences(self, system: System) -> list[str]:
