@@ -170,6 +170,18 @@ def test_systems_show_fields_costs_countdown_and_owner(page: Any, client: System
     assert "page-gpu" not in {s["name"] for s in by_conn(get_systems(page))["puddle_default"]["systems"]}
 
 
+def test_a_run_that_adopts_a_system_becomes_its_owner(page: Any) -> None:
+    dag = load_dag(DAG, f"{DAG_ID}.py")
+    first = dag.test()
+    owners = {s["name"]: s["owner"] for s in by_conn(get_systems(page))["puddle_default"]["systems"]}
+    assert owners["page-gpu"]["run_id"] == first.run_id
+    page.lazy.reset()
+    second = dag.test()  # same names, still Started: each create adopts its system
+    assert str(second.state) == "success" and second.run_id != first.run_id
+    owners = {s["name"]: s["owner"] for s in by_conn(get_systems(page))["puddle_default"]["systems"]}
+    assert {o["run_id"] for o in owners.values()} == {second.run_id} and len(owners) == 2
+
+
 def _quoted(run_id: str) -> str:
     from urllib.parse import quote
 

@@ -13,7 +13,8 @@ function el(tag, text, attrs) {
 }
 
 function money(value) {
-  return Number(value).toFixed(2);
+  const n = Number(value);
+  return n > 0 && n < 0.01 ? "< 0.01" : n.toFixed(2);
 }
 
 // Open an Airflow UI page in the whole window, not in this frame. The UI frames this page in a sandbox
