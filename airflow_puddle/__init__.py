@@ -38,4 +38,5 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_puddle.links.puddle.PuddleSystemLink"],
+        "plugins": [{"name": "puddle", "plugin-class": "airflow_puddle.plugins.PuddlePlugin"}],
     }

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from reliability import secrets, ui
+from reliability import secrets, ui, ui_page
 from reliability import stack as deployment
 from reliability.procs import alive, bound, leftovers, tree
 from reliability.report import Progress, Row, failed_row, table
@@ -40,7 +40,8 @@ def phases(args: argparse.Namespace, sampler: Callable[[], secrets.TriggerSample
          ("adopt", "a cleared create adopts its system", adopt.run),
          ("idle", "exactly the idle systems stopped", idle.run),
          ("worker-kill", "the killed worker's task retries and succeeds", worker_kill.run)],
-        [("ui", "the browser checks hold", lambda s: ui.run(s, ARTIFACTS))],
+        [("ui", "the browser checks hold", lambda s: ui.run(s, ARTIFACTS)),
+         ("ui-puddle-page", "the Puddle page checks hold", lambda s: ui_page.run(s, ARTIFACTS))],
         [("accounting", "systems, waits and retries add up", accounting.run)],
         [("secrets", "0 hits", lambda s: secrets.run(s, sampler()))],
     ]

@@ -21,10 +21,11 @@ PACKAGE = ROOT / "airflow_puddle"
 ABOVE_THE_HOOK = sorted([
     *PACKAGE.glob("operators/*.py"), *PACKAGE.glob("sensors/*.py"), *PACKAGE.glob("triggers/*.py"),
     *PACKAGE.glob("links/*.py"), PACKAGE / "waits.py", PACKAGE / "checks.py", *(ROOT / "example_dags").glob("*.py"),
+    *PACKAGE.glob("plugins/*.py"), PACKAGE / "owners.py",
 ])
 ALLOWED = ("airflow_puddle.hooks.api", "airflow_puddle.hooks.puddle", "airflow_puddle.domain", "airflow_puddle.waits",
            "airflow_puddle.checks", "airflow_puddle.operators", "airflow_puddle.sensors", "airflow_puddle.triggers",
-           "airflow_puddle.links")
+           "airflow_puddle.links", "airflow_puddle.plugins", "airflow_puddle.owners")
 """What code above the hook may import of this project: the hook, its interface module, the pure domain, itself."""
 
 SPEC = json.loads((ROOT / "tests" / "official" / "documented_api.json").read_text())

@@ -30,6 +30,7 @@ from airflow_puddle.hooks.api import (
 )
 from airflow_puddle.operators.base import PuddleBaseSystemOperator, tag_data
 from airflow_puddle.operators.record import CLOCK_SKEW_S
+from airflow_puddle.owners import record_owner
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -146,6 +147,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         )
         self._requests.write("create", system.id, created=True)
         self.log.info("Created system %s (%s) on %s", system.name, system.id, system.cloud)
+        record_owner(context, system.id, self.puddle_conn_id)
         return self._finish(context, system, "started", deadline)
 
     def _adopt(self, context: Context, existing: System, deadline: float) -> Any:
@@ -168,6 +170,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
             return self._wait(context, existing, "terminated", deadline, then="execute_again")  # then create
         self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
                       existing.status_text)
+        record_owner(context, existing.id, self.puddle_conn_id)
         return self._reach(context, "started", "start", deadline, existing)
 
     def _differences(self, system: System) -> list[str]:
