@@ -23,16 +23,9 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2,
     tag_service_pb2,
 )
-from airflow_puddle.client import validation
 from airflow_puddle.client._drivers import Op, Sleep
 from airflow_puddle.client._transport import Rpc, Target
 from airflow_puddle.client.auth import Authorizer, BaseAuthorizer
-from airflow_puddle.client.errors import (
-    NotFoundError,
-    PreconditionFailedError,
-    PuddleTimeoutError,
-    PuddleUnavailableError,
-)
 from airflow_puddle.client.models import (
     CUConsumptionInfo,
     Image,
@@ -43,7 +36,14 @@ from airflow_puddle.client.models import (
     TagData,
 )
 from airflow_puddle.client.waiting import WaitOutcome, WaitProgress, WaitTracker, log_progress
+from airflow_puddle.domain import validation
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
+from airflow_puddle.domain.errors import (
+    NotFoundError,
+    PreconditionFailedError,
+    PuddleTimeoutError,
+    PuddleUnavailableError,
+)
 from airflow_puddle.domain.lifecycle import (
     SETTLED,
     STABLE_SYSTEM_STATUSES,

@@ -26,7 +26,7 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2_grpc,
     tag_service_pb2_grpc,
 )
-from airflow_puddle.client.errors import (
+from airflow_puddle.domain.errors import (
     TRANSIENT_CODES,
     PuddleError,
     PuddleUnavailableError,

@@ -18,7 +18,7 @@ from airflow_puddle.client._transport import (
     loop_changed,
 )
 from airflow_puddle.client.models import LoginUser
-from airflow_puddle.client.validation import validate_call_timeout
+from airflow_puddle.domain.validation import validate_call_timeout
 
 ENV_SERVER_ADDRESS = "PUDDLE_SERVER_ADDRESS"
 ENV_API_KEY_ID = "PUDDLE_API_KEY_ID"

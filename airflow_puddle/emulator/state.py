@@ -3,7 +3,7 @@
 :class:`PuddleBackend` composes the Store (SQLite), the Lifecycle engine and the Catalog, and
 returns typed rows, never protobuf messages. Commands that read or change systems first run one
 lifecycle sweep, which touches only the systems with something due. Errors are the shared
-:mod:`airflow_puddle.client.errors` classes; the servicers turn them into gRPC statuses.
+:mod:`airflow_puddle.domain.errors` classes; the servicers turn them into gRPC statuses.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
 
-from airflow_puddle.client.errors import (
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     NotFoundError,
     PreconditionFailedError,
 )
-from airflow_puddle.client.validation import validate_config_toml, validate_create, validate_system_id
 from airflow_puddle.domain.lifecycle import ALLOWED_FROM, STABLE_SYSTEM_STATUSES, Action, Phase
 from airflow_puddle.domain.statuses import BaseStatus, SystemStatuses, system_status_text
+from airflow_puddle.domain.validation import validate_config_toml, validate_create, validate_system_id
 from airflow_puddle.emulator.catalog import Catalog, check_cloud
 from airflow_puddle.emulator.experiments import dai_experiments
 from airflow_puddle.emulator.lifecycle import Lifecycle

@@ -21,13 +21,15 @@ from typing import Any, NoReturn
 
 import grpc
 
-from airflow_puddle.client import validation
 from airflow_puddle.client._drivers import Call, Op
 from airflow_puddle.client._ops import CreateArgs
 from airflow_puddle.client._transport import Rpc
 from airflow_puddle.client.async_clients import AsyncSystemsClient
 from airflow_puddle.client.clients import ImagesClient, InstanceTypesClient, SystemsClient, TagsClient
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
+from airflow_puddle.domain import validation
+from airflow_puddle.domain.clouds import CloudProvider
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     NotFoundError,
@@ -38,8 +40,6 @@ from airflow_puddle.client.errors import (
     ValidationFailedError,
     from_rpc_error,
 )
-from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
-from airflow_puddle.domain.clouds import CloudProvider
 from airflow_puddle.domain.products import ALL_PRODUCTS
 from airflow_puddle.hooks import translate
 

@@ -24,8 +24,8 @@ from airflow_puddle.client import (
 )
 from airflow_puddle.client._drivers import BLOCKING_CALLS
 from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy, Target, check_ca_cert
-from airflow_puddle.client.validation import MAX_BACKOFF_S, validate_call_timeout, validate_seconds
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
+from airflow_puddle.domain.validation import MAX_BACKOFF_S, validate_call_timeout, validate_seconds
 from airflow_puddle.hooks.adapter import OfficialClientMissingError, OfficialKit, import_official
 from airflow_puddle.hooks.form import BUILTIN_ONLY, CLIENT_CHOICES, CONN_FIELDS, UI_FIELD_BEHAVIOUR
 from airflow_puddle.hooks.h2o import h2o_session

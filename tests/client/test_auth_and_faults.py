@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
-from airflow_puddle.client.errors import AuthError, PuddleUnavailableError
 from airflow_puddle.client.models import TagData
+from airflow_puddle.domain.errors import AuthError, PuddleUnavailableError
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 
 DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}

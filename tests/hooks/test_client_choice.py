@@ -21,7 +21,8 @@ from grpc_health.v1 import health, health_pb2_grpc
 from airflow_puddle.client import Authorizer
 from airflow_puddle.client._ops import SystemsOps
 from airflow_puddle.client.clients import SystemsClient
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.models import System, TagData
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     NotAnEmulatorError,
@@ -32,7 +33,6 @@ from airflow_puddle.client.errors import (
     SystemFailedError,
     ValidationFailedError,
 )
-from airflow_puddle.client.models import System, TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.hooks import adapter
 from airflow_puddle.hooks import puddle as puddle_hook
