@@ -34,7 +34,8 @@ from airflow_puddle.hooks.api import (
     validate_poll_interval,
     validate_tags,
 )
-from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
+from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.hooks.user import PuddleHookUser
 from airflow_puddle.links.puddle import PuddleSystemLink
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system, outcome_event

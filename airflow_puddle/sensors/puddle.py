@@ -21,7 +21,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 from airflow_puddle.checks import check_flag, check_target, timeout_seconds
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
 from airflow_puddle.hooks.api import ValidationFailedError, narrator, validate_poll_interval
-from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
+from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.hooks.user import PuddleHookUser
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, default_deferrable, event_system
 

@@ -279,7 +279,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             self.log.error("Wait for system %s to be %s stopped: %s", self.system_id, self.target, err)
             yield self._error(f"{type(err).__name__}: {err}")
         finally:
-            await client.authorizer.close()  # type: ignore[attr-defined]
+            await client.authorizer.close()
         if event is not None:
             yield TriggerEvent(event)
 
@@ -307,7 +307,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         except PuddleError as err:
             self.log.warning("Task killed; could not terminate system %s: %s", self.system_id, err)
         finally:
-            await client.authorizer.close()  # type: ignore[attr-defined]
+            await client.authorizer.close()
 
 
 LAST_LOOK_S = 10.0

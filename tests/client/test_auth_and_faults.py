@@ -141,7 +141,7 @@ async def test_concurrent_calls_on_a_fresh_async_client_make_one_login(emulator:
     emulator.backend.expire_tokens()
     assert len(await asyncio.gather(*(client.list() for _ in range(50)))) == 50
     assert len(logins) == 2
-    await client.authorizer.close()  # type: ignore[attr-defined]
+    await client.authorizer.close()
 
 
 def test_concurrent_threads_on_a_fresh_sync_client_make_one_login(emulator: Any,

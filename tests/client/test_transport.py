@@ -7,7 +7,8 @@ import pytest
 
 from airflow_puddle._proto.puddle.v2 import system_service_pb2
 from airflow_puddle.client import RetryPolicy
-from airflow_puddle.client._transport import Rpc, Target, decide
+from airflow_puddle.client._transport import Rpc, decide
+from airflow_puddle.client.address import Target
 
 
 @pytest.mark.parametrize(

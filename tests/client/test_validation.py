@@ -191,7 +191,7 @@ def test_only_none_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     ("http://127.0.0.1:50051", "127.0.0.1:50051", False),
 ])
 def test_ipv6_addresses(address: str, authority: str, tls: bool) -> None:
-    from airflow_puddle.client._transport import Target
+    from airflow_puddle.client.address import Target
 
     target = Target.parse(address)
     assert (target.authority, target.tls) == (authority, tls)
