@@ -30,11 +30,12 @@ from typing import Any, Literal, TypedDict
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
+from airflow_puddle.domain import defaults
 from airflow_puddle.hooks.api import AuthError, PuddleUnavailableError, TlsHandshakeError, WaitOutcome
 
-DEFAULT_POLL_INTERVAL = 5.0
+DEFAULT_POLL_INTERVAL = defaults.POLL_INTERVAL_S
 """Seconds between two polls, as the Puddle client's ``POLL_INTERVAL_S``."""
-DEFAULT_TIMEOUT = timedelta(minutes=20)
+DEFAULT_TIMEOUT = timedelta(minutes=defaults.WAIT_TIMEOUT_MIN)
 """How long a wait lasts in all, as the Puddle client's ``POLL_TIMEOUT_MINUTES``."""
 DEFER_GRACE_S = 30.0
 """Airflow's own deferral timeout comes this long after the wait's deadline, so the trigger's verdict comes first."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from _common import raise_fd_limit
 
-from airflow_puddle.client.errors import PreconditionFailedError
+from airflow_puddle.domain.errors import PreconditionFailedError
 from airflow_puddle.domain.lifecycle import TRANSITIONS, Phase
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY, EmulatorServer, PuddleBackend
 

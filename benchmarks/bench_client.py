@@ -63,7 +63,7 @@ def compare_sync(address: str, system_id: str, rounds: int, calls: int) -> tuple
         sync_round(lambda: client.get(system_id), calls, ours)
         sync_round(raw, calls, theirs)
     channel.close()
-    client.authorizer.close()  # type: ignore[attr-defined]
+    client.authorizer.close()
     return statistics.median(ours), statistics.median(theirs)
 
 
@@ -87,7 +87,7 @@ async def compare_async(address: str, system_id: str, rounds: int, calls: int) -
         await async_round(lambda: client.get(system_id), calls, ours)
         await async_round(raw, calls, theirs)
     await channel.close(None)
-    await client.authorizer.close()  # type: ignore[attr-defined]
+    await client.authorizer.close()
     return statistics.median(ours), statistics.median(theirs)
 
 
@@ -99,7 +99,7 @@ def throughput(address: str, system_id: str, calls: int) -> tuple[float, float]:
     for _ in range(calls):
         sync.get(system_id)
     sync_rate = calls / (time.perf_counter() - start)
-    sync.authorizer.close()  # type: ignore[attr-defined]
+    sync.authorizer.close()
 
     async def run_async() -> float:
         client = AsyncSystemsClient(CLOUD_AWS, authorizer=AsyncAuthorizer(address, DEFAULT_API_KEY_ID,
@@ -113,7 +113,7 @@ def throughput(address: str, system_id: str, calls: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         took = time.perf_counter() - t0
-        await client.authorizer.close()  # type: ignore[attr-defined]
+        await client.authorizer.close()
         return calls / took
 
     return sync_rate, asyncio.run(run_async())

@@ -1,69 +1,24 @@
-"""The Puddle emulator as a process of its own (so a scenario can kill and restart it), and its admin service.
+"""The Puddle emulator as a process of its own, so a scenario can kill and restart it.
 
 :class:`EmulatorProcess` runs ``puddle-emulator`` on a fixed loopback port with its SQLite
 file; :meth:`~EmulatorProcess.kill` is a SIGKILL, :meth:`~EmulatorProcess.start` again brings it
-back on the same port and state. :class:`EmulatorAdmin` is the fault-injection client (the
-tests' ``admin`` fixture uses it too).
+back on the same port and state. Its admin client and connection value come from
+:mod:`airflow_puddle.emulator.testing`, as the tests' do.
 """
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import grpc
-
-from airflow_puddle._proto.puddle.v2 import admin_service_pb2, admin_service_pb2_grpc
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+from airflow_puddle.emulator import DEFAULT_API_KEY_ID
+from airflow_puddle.emulator.testing import EmulatorAdmin, connection_json
 from reliability.procs import Service, free_port, wait_until
 
 READY_TIMEOUT_S = 60.0
-
-
-class EmulatorAdmin:
-    """The emulator's fault-injection surface, over its admin gRPC service."""
-
-    def __init__(self, address: str) -> None:
-        self._channel = grpc.insecure_channel(address.removeprefix("http://"))
-        self._stub = admin_service_pb2_grpc.EmulatorAdminServiceStub(self._channel)
-
-    def inject_fault(self, method: str, code: str, count: int, message: str = "injected") -> None:
-        self._stub.InjectFault(
-            admin_service_pb2.InjectFaultRequest(method=method, code=code, count=count, message=message)
-        )
-
-    def set_latency(self, method: str, seconds: float) -> None:
-        self._stub.SetLatency(admin_service_pb2.SetLatencyRequest(method=method, seconds=seconds))
-
-    def fail_next_transition(self, system_id: str, config_upload: bool = False) -> None:
-        self._stub.FailNextTransition(
-            admin_service_pb2.FailNextTransitionRequest(system_id=system_id, config_upload=config_upload)
-        )
-
-    def expire_tokens(self) -> str:
-        """Reject every token issued so far; returns the emulator's answer (``expired N token(s)``)."""
-        return str(self._stub.ExpireTokens(admin_service_pb2.ExpireTokensRequest()).detail)
-
-    def advance_clock(self, seconds: float) -> None:
-        self._stub.AdvanceClock(admin_service_pb2.AdvanceClockRequest(seconds=seconds))
-
-    def clear_faults(self) -> None:
-        self._stub.ClearFaults(admin_service_pb2.ClearFaultsRequest())
-
-    def close(self) -> None:
-        self._channel.close()
-
-
-def connection_json(address: str, secret: str = DEFAULT_API_SECRET_KEY, **extra: object) -> str:
-    """An ``AIRFLOW_CONN_*`` value for a puddle connection to ``address`` (``http://host:port``)."""
-    host, _, port = address.rpartition(":")
-    # No "cloud": "aws" (the default): Airflow warns about any extra string under 5 characters.
-    conn = {"conn_type": "puddle", "host": host, "port": int(port), "login": DEFAULT_API_KEY_ID, "password": secret}
-    return json.dumps({**conn, "extra": extra} if extra else conn)
 
 
 class EmulatorProcess:

@@ -43,8 +43,8 @@ from airflow_puddle.client import (  # noqa: E402
 )
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY  # noqa: E402
 from airflow_puddle.emulator.server import EmulatorServer  # noqa: E402
-from reliability.emulator import EmulatorAdmin as Admin  # noqa: E402
-from reliability.emulator import connection_json  # noqa: E402
+from airflow_puddle.emulator.testing import EmulatorAdmin as Admin  # noqa: E402
+from airflow_puddle.emulator.testing import connection_json  # noqa: E402
 
 STEP_SECONDS = 0.1
 STANDIN = Path(__file__).resolve().parent / "official" / "standin"

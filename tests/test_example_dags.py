@@ -318,7 +318,7 @@ def test_two_runs_of_the_train_pipeline_never_share_a_system_name() -> None:
     names = {f"train-{module.run_system_suffix(r)}" for r in same_second}
     assert len(names) == 3
     assert module.run_system_suffix(same_second[0]) == module.run_system_suffix(same_second[0])  # stable on retry
-    from airflow_puddle.client.validation import validate_name
+    from airflow_puddle.domain.validation import validate_name
 
     for name in names:
         validate_name(name)

@@ -1,8 +1,11 @@
-"""Above the hook, only the documented puddle.client API and the adapter's extensions (``hooks/api.py``).
+"""The layers, checked over the source (AST), no Airflow needed.
 
-Static checks over the source (AST), no Airflow needed. What they cannot see (a member reached
-with ``getattr`` and a computed name, a member of the right name on the wrong class) the
-provider tests catch at run time, by running over the stand-in with ``extra.client=puddle``.
+- Above the hook: only the documented puddle.client API and the adapter's extensions (``hooks/api.py``).
+  What a static check cannot see (a member reached with ``getattr`` and a computed name, a member of
+  the right name on the wrong class) the provider tests catch at run time, by running over the
+  stand-in with ``extra.client=puddle``.
+- Below it, data flows down: the domain imports nothing of the project's layers, the client and the
+  emulator only the domain (and the generated protos), the hooks no private client module.
 """
 
 from __future__ import annotations
@@ -23,10 +26,24 @@ ABOVE_THE_HOOK = sorted([
     *PACKAGE.glob("links/*.py"), PACKAGE / "waits.py", PACKAGE / "checks.py", *(ROOT / "example_dags").glob("*.py"),
     *PACKAGE.glob("plugins/*.py"), PACKAGE / "owners.py",
 ])
-ALLOWED = ("airflow_puddle.hooks.api", "airflow_puddle.hooks.puddle", "airflow_puddle.domain", "airflow_puddle.waits",
-           "airflow_puddle.checks", "airflow_puddle.operators", "airflow_puddle.sensors", "airflow_puddle.triggers",
-           "airflow_puddle.links", "airflow_puddle.plugins", "airflow_puddle.owners")
-"""What code above the hook may import of this project: the hook, its interface module, the pure domain, itself."""
+ALLOWED = ("airflow_puddle.hooks.api", "airflow_puddle.hooks.puddle", "airflow_puddle.hooks.user",
+           "airflow_puddle.domain", "airflow_puddle.waits", "airflow_puddle.checks", "airflow_puddle.operators",
+           "airflow_puddle.sensors", "airflow_puddle.triggers", "airflow_puddle.links", "airflow_puddle.plugins",
+           "airflow_puddle.owners")
+"""What code above the hook may import of this project: the hook, its mixin and interface module, the pure
+domain, itself."""
+
+BELOW_THE_HOOK: dict[str, tuple[str, ...]] = {
+    "domain": ("airflow_puddle.domain", "airflow_puddle._proto"),
+    "client": ("airflow_puddle.client", "airflow_puddle.domain", "airflow_puddle._proto"),
+    "emulator": ("airflow_puddle.emulator", "airflow_puddle.domain", "airflow_puddle._proto"),
+    "hooks": ("airflow_puddle.hooks", "airflow_puddle.domain", "airflow_puddle._proto",
+              *(f"airflow_puddle.client.{m.stem}" for m in sorted(PACKAGE.glob("client/[!_]*.py"))),
+              "airflow_puddle.client"),
+}
+"""What each package below the hook may import of this project: the domain is shared by the client and the
+emulator, which share nothing else; the hooks use the client's public modules, never a private one
+(``_ops``, ``_transport``, ``_drivers``)."""
 
 SPEC = json.loads((ROOT / "tests" / "official" / "documented_api.json").read_text())
 
@@ -66,9 +83,18 @@ def imports(path: Path) -> list[tuple[int, str, list[str]]]:
     return found
 
 
-def allowed(module: str) -> bool:
-    return not module.startswith("airflow_puddle") or any(
-        module == a or module.startswith(f"{a}.") for a in ALLOWED)
+def allowed(module: str, rules: tuple[str, ...] = ALLOWED, *, exact: tuple[str, ...] = ()) -> bool:
+    """Whether ``module`` is outside the project, or one of ``rules`` or under one, or one of ``exact``."""
+    return not module.startswith("airflow_puddle") or module in exact or any(
+        module == a or module.startswith(f"{a}.") for a in rules)
+
+
+def below_the_hook_allowed(layer: str, module: str) -> bool:
+    rules = BELOW_THE_HOOK[layer]
+    if layer == "hooks":  # the client's public modules by name (exact), never one under them
+        public = tuple(r for r in rules if r.startswith("airflow_puddle.client"))
+        return allowed(module, tuple(r for r in rules if r not in public), exact=public)
+    return allowed(module, rules)
 
 
 def test_the_scan_sees_the_layers() -> None:
@@ -93,6 +119,39 @@ def test_the_rule_catches_a_client_import(tmp_path: Path) -> None:
                       "from airflow_puddle.hooks.api import System as S\n")
     assert [m for _, m, _ in imports(sample) if not allowed(m)] == ["airflow_puddle.client.models",
                                                                    "airflow_puddle._proto"]
+
+
+BELOW = sorted((layer, path) for layer in BELOW_THE_HOOK for path in PACKAGE.glob(f"{layer}/**/*.py"))
+
+
+def test_the_scan_sees_the_layers_below_the_hook() -> None:
+    assert {layer for layer, _ in BELOW} == set(BELOW_THE_HOOK)
+    assert PACKAGE / "emulator" / "state.py" in {p for _, p in BELOW}
+    assert "airflow_puddle.client._ops" not in BELOW_THE_HOOK["hooks"]
+    assert "airflow_puddle.client.extending" in BELOW_THE_HOOK["hooks"]
+
+
+@pytest.mark.parametrize(("layer", "path"), BELOW, ids=lambda v: v if isinstance(v, str) else rel(v))
+def test_layers_below_the_hook_import_only_what_they_may(layer: str, path: Path) -> None:
+    bad = [f"{rel(path)}:{line}: {module}" for line, module, _ in imports(path)
+           if not below_the_hook_allowed(layer, module)]
+    if layer in ("domain", "emulator"):  # an import by name at run time would dodge the scan above
+        bad += [f"{rel(path)}:{node.lineno}: {node.value!r}" for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                and node.value.startswith(("airflow_puddle.client", "airflow_puddle.hooks"))]
+    assert bad == [], f"{layer}/ may import only {', '.join(BELOW_THE_HOOK[layer])}"
+
+
+def test_the_rules_below_the_hook_catch_a_crossing() -> None:
+    assert not below_the_hook_allowed("emulator", "airflow_puddle.client.models")
+    assert not below_the_hook_allowed("emulator", "airflow_puddle.client")
+    assert below_the_hook_allowed("emulator", "airflow_puddle.domain.errors")
+    assert not below_the_hook_allowed("domain", "airflow_puddle.emulator.rows")
+    assert not below_the_hook_allowed("client", "airflow_puddle.hooks.api")
+    assert not below_the_hook_allowed("hooks", "airflow_puddle.client._ops")
+    assert not below_the_hook_allowed("hooks", "airflow_puddle.client._transport")
+    assert below_the_hook_allowed("hooks", "airflow_puddle.client.extending")
+    assert below_the_hook_allowed("hooks", "airflow_puddle.client")
 
 
 @pytest.mark.parametrize("path", ABOVE_THE_HOOK, ids=rel)

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from airflow_puddle.client._transport import AsyncChannel, Rpc, SyncChannel
-from airflow_puddle.client.errors import PuddleError
+from airflow_puddle.domain.errors import PuddleError
 
 T = TypeVar("T")
 

@@ -23,16 +23,10 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2,
     tag_service_pb2,
 )
-from airflow_puddle.client import validation
 from airflow_puddle.client._drivers import Op, Sleep
-from airflow_puddle.client._transport import Rpc, Target
+from airflow_puddle.client._transport import Rpc
+from airflow_puddle.client.address import Target
 from airflow_puddle.client.auth import Authorizer, BaseAuthorizer
-from airflow_puddle.client.errors import (
-    NotFoundError,
-    PreconditionFailedError,
-    PuddleTimeoutError,
-    PuddleUnavailableError,
-)
 from airflow_puddle.client.models import (
     CUConsumptionInfo,
     Image,
@@ -43,7 +37,14 @@ from airflow_puddle.client.models import (
     TagData,
 )
 from airflow_puddle.client.waiting import WaitOutcome, WaitProgress, WaitTracker, log_progress
+from airflow_puddle.domain import defaults, validation
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
+from airflow_puddle.domain.errors import (
+    NotFoundError,
+    PreconditionFailedError,
+    PuddleTimeoutError,
+    PuddleUnavailableError,
+)
 from airflow_puddle.domain.lifecycle import (
     SETTLED,
     STABLE_SYSTEM_STATUSES,
@@ -174,13 +175,13 @@ class CreateArgs:
 
 
 class SystemsOps(BaseCloudClient):
-    DEFAULT_DISK_SIZE = 256
+    DEFAULT_DISK_SIZE = defaults.DISK_SIZE_GB
     """Default disk size in GB."""
-    DEFAULT_IDLE_TIMEOUT_MIN = 60
+    DEFAULT_IDLE_TIMEOUT_MIN = defaults.IDLE_INTERVAL_MIN
     """Default idle timeout in minutes."""
-    POLL_INTERVAL_S: float = 5
+    POLL_INTERVAL_S: float = defaults.POLL_INTERVAL_S
     """Polling interval in seconds."""
-    POLL_TIMEOUT_MINUTES: float = 20
+    POLL_TIMEOUT_MINUTES: float = defaults.WAIT_TIMEOUT_MIN
     """Minutes to wait for an operation (such as a system start) to complete."""
 
     def _create(self, args: CreateArgs) -> Op[System]:
@@ -223,14 +224,24 @@ class SystemsOps(BaseCloudClient):
         return CreateArgs(name, disk, image_id, None if image_id else product_id, None if image_id else version,
                           instance_type_id, None if instance_type_id else instance_type_name, idle, tag_list)
 
+    # Each op that takes input checks it, then calls the op that reaches Puddle (``_apply``,
+    # ``_fetch``, ``_lookup``, ``_upload``, and ``_list``, ``_create``, ``_cu_info``): those are
+    # what a client over another backend (the hook's adapter) overrides, with the input checked.
+
     def _mutate(self, method: str, system_id: str) -> Op[System]:
         validation.validate_system_id(system_id)
+        return (yield from self._apply(method, system_id))
+
+    def _apply(self, method: str, system_id: str) -> Op[System]:
         request = system_service_pb2.SystemIdRequest(system_id=system_id)
         response = yield Rpc("SystemService", method, request, idempotent=False)
         return System(response.system)
 
     def _get(self, system_id: str) -> Op[System | None]:
         validation.validate_system_id(system_id)
+        return (yield from self._fetch(system_id))
+
+    def _fetch(self, system_id: str) -> Op[System | None]:
         request = system_service_pb2.GetSystemRequest(system_id=system_id)
         try:
             response = yield Rpc("SystemService", "GetSystem", request, idempotent=True)
@@ -245,12 +256,18 @@ class SystemsOps(BaseCloudClient):
 
     def _find_by_name(self, name: str) -> Op[System | None]:
         validation.validate_name(name)
+        return (yield from self._lookup(name))
+
+    def _lookup(self, name: str) -> Op[System | None]:
         systems = yield from self._list(name)  # filtered by the server: one small message
         return next((s for s in systems if s.name == name), None)
 
     def _update_config_toml(self, system_id: str, config_toml: str) -> Op[System]:
         validation.validate_system_id(system_id)
         validation.validate_config_toml(config_toml)
+        return (yield from self._upload(system_id, config_toml))
+
+    def _upload(self, system_id: str, config_toml: str) -> Op[System]:
         request = system_service_pb2.UpdateConfigTomlRequest(system_id=system_id, config_toml=config_toml)
         response = yield Rpc("SystemService", "UpdateConfigToml", request, idempotent=False)
         return System(response.system)

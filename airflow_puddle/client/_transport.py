@@ -1,8 +1,9 @@
-"""The one transport under every client: address, channel, deadlines, auth, retries.
+"""The one transport under every client: channel, deadlines, auth, retries.
 
-Everything that needs no I/O lives in plain functions and small classes here
-(address parsing, the retry decision, backoff, error mapping). The sync and the
-async channel wrappers hold only the call loop and the sleep.
+Everything that needs no I/O lives in plain functions and small classes here (the
+retry decision, backoff, the final error); the address rules are
+:mod:`airflow_puddle.client.address`. The sync and the async channel wrappers hold only
+the call loop and the sleep.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 import grpc
 import grpc.aio
@@ -26,8 +25,9 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2_grpc,
     tag_service_pb2_grpc,
 )
-from airflow_puddle.client.errors import (
-    TRANSIENT_CODES,
+from airflow_puddle.client.address import Target, check_ca_cert
+from airflow_puddle.domain.defaults import CALL_TIMEOUT_S
+from airflow_puddle.domain.errors import (
     PuddleError,
     PuddleUnavailableError,
     TlsHandshakeError,
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("airflow_puddle.client")
 
-DEFAULT_TIMEOUT_S = 30.0
 MAX_RECEIVE_BYTES = 64 * 1024 * 1024
 """The largest response the client accepts (gRPC's default is 4 MiB)."""
 CHANNEL_OPTIONS = (
@@ -62,73 +61,6 @@ _STUBS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class Target:
-    """Where the backend is and whether to speak TLS to it.
-
-    ``http://host:port`` is plaintext (the emulator on loopback); ``https://host[:port]``
-    and a bare ``host:port`` use TLS.
-    """
-
-    host: str
-    port: int
-    tls: bool
-    bare: bool = field(default=False, compare=False)
-    """The address had no scheme (``host:port``): TLS, which a failed handshake's message explains."""
-
-    @property
-    def authority(self) -> str:
-        """``host:port`` as gRPC takes it (an IPv6 host in brackets)."""
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-    @classmethod
-    def parse(cls, address: str) -> Target:
-        if not isinstance(address, str) or not address.strip():
-            raise ValueError("server_address: is required (e.g. https://puddle.example.com)")
-        raw = address.strip()
-        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
-        if scheme not in ("", "http", "https"):
-            raise ValueError(f"server_address: scheme must be http or https, got {scheme!r}")
-        parts = urlsplit(raw if scheme else f"//{raw}", allow_fragments=True)
-        if "@" in parts.netloc:  # never echo it: user info may hold a secret
-            raise ValueError("server_address: must not contain user info (user:password@); "
-                             "give the API key pair to the Authorizer")
-        if parts.netloc.count(":") >= 2 and not parts.netloc.startswith("["):
-            raise ValueError(f"server_address: an IPv6 address needs brackets, as in http://[::1]:50051, "
-                             f"got {address!r}")
-        if parts.query or parts.fragment or raw.endswith(("?", "#")):
-            raise ValueError(f"server_address: must not have a query string or fragment (?...#...), got {address!r}")
-        if not parts.hostname:
-            raise ValueError(f"server_address: no host in {address!r}")
-        if parts.path not in ("", "/"):
-            raise ValueError(f"server_address: must not have a path, got {parts.path!r}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError(f"server_address: invalid port in {address!r}") from None
-        if port is None:
-            if scheme != "https":
-                raise ValueError(f"server_address: a port is required in {address!r}")
-            port = 443
-        return cls(parts.hostname, port, tls=scheme != "http", bare=not scheme)
-
-
-def check_ca_cert(target: Target, ca_cert: str | None) -> None:
-    """``ca_cert``: PEM certificate text, for a TLS address only (an ``http://`` one would ignore it)."""
-    if ca_cert is None:
-        return
-    if not target.tls:
-        raise ValueError("ca_cert: given for a plaintext http:// address, which would ignore it; use https:// "
-                         "(or a bare host:port) to speak TLS, or drop ca_cert")
-    if not isinstance(ca_cert, str) or "-----BEGIN CERTIFICATE-----" not in ca_cert:
-        raise ValueError("ca_cert: must be PEM text (-----BEGIN CERTIFICATE-----...), not a path")
-    try:
-        ssl.create_default_context(cadata=ca_cert)
-    except (ssl.SSLError, ValueError) as err:
-        raise ValueError(f"ca_cert: is not a valid PEM certificate ({err.__class__.__name__}: "
-                         f"{getattr(err, 'reason', None) or err})") from None
-
-
-@dataclass(frozen=True)
 class RetryPolicy:
     """Retries for reads: exponential backoff with jitter on transient codes only.
 
@@ -141,8 +73,6 @@ class RetryPolicy:
     max_backoff_s: float = 5.0
     multiplier: float = 2.0
     jitter: float = 0.25
-
-    RETRYABLE_CODES = TRANSIENT_CODES
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -207,7 +137,7 @@ class ChannelConfig:
 
     target: Target
     ca_cert: str | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: float = CALL_TIMEOUT_S
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:

@@ -3,50 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import ClassVar
 
 from airflow_puddle.client._drivers import AsyncDriver
 from airflow_puddle.client._ops import ImagesOps, InstanceTypesOps, SystemsOps, TagsOps
-from airflow_puddle.client.auth import AsyncAuthorizer
+from airflow_puddle.client.auth import AsyncAuthorizer, BaseAuthorizer
 from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
 from airflow_puddle.client.waiting import WaitOutcome, WaitProgress
+from airflow_puddle.domain.defaults import DISCARD_TIMEOUT_S
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WaitTarget
 from airflow_puddle.domain.products import Product
 
 
-class AsyncImagesClient(AsyncDriver, ImagesOps):
-    """Async version of :class:`ImagesClient`."""
+class _AsyncClient(AsyncDriver):
+    """What every async twin shares: an :class:`AsyncAuthorizer`, whose ``close`` is awaited."""
 
-    _authorizer_type = AsyncAuthorizer
+    _authorizer_type: ClassVar[type[BaseAuthorizer]] = AsyncAuthorizer
+
+    @property
+    def authorizer(self) -> AsyncAuthorizer:
+        """The authorizer used by this client; with ``extra.client=puddle``, the adapter's stand-in for one."""
+        return self._authorizer  # type checked by the base's constructor
+
+
+class AsyncImagesClient(_AsyncClient, ImagesOps):
+    """Async version of :class:`ImagesClient`."""
 
     async def list_available(self) -> list[Image]:
         """Async version of :meth:`ImagesClient.list_available`."""
         return await self._run(self._list_available())
 
 
-class AsyncInstanceTypesClient(AsyncDriver, InstanceTypesOps):
+class AsyncInstanceTypesClient(_AsyncClient, InstanceTypesOps):
     """Async version of :class:`InstanceTypesClient`."""
-
-    _authorizer_type = AsyncAuthorizer
 
     async def list_available(self) -> list[InstanceType]:
         """Async version of :meth:`InstanceTypesClient.list_available`."""
         return await self._run(self._list_available())
 
 
-class AsyncTagsClient(AsyncDriver, TagsOps):
+class AsyncTagsClient(_AsyncClient, TagsOps):
     """Async version of :class:`TagsClient`."""
-
-    _authorizer_type = AsyncAuthorizer
 
     async def list(self) -> list[Tag]:
         """Async version of :meth:`TagsClient.list`."""
         return await self._run(self._list())
 
 
-class AsyncSystemsClient(AsyncDriver, SystemsOps):
+class AsyncSystemsClient(_AsyncClient, SystemsOps):
     """Async version of :class:`SystemsClient`, for triggers."""
-
-    _authorizer_type = AsyncAuthorizer
 
     async def create(
         self,
@@ -109,7 +114,7 @@ class AsyncSystemsClient(AsyncDriver, SystemsOps):
         """Async version of :meth:`SystemsClient.get_cu_consumption_info`."""
         return await self._run(self._cu_info())
 
-    async def discard(self, system_id: str, *, timeout_s: float = 120) -> System | None:
+    async def discard(self, system_id: str, *, timeout_s: float = DISCARD_TIMEOUT_S) -> System | None:
         """Async version of :meth:`SystemsClient.discard`."""
         return await self._run(self._discard(system_id, timeout_s))
 

@@ -8,17 +8,17 @@ import threading
 
 from airflow_puddle._proto.puddle.v2 import auth_service_pb2
 from airflow_puddle.client._transport import (
-    DEFAULT_TIMEOUT_S,
     AsyncChannel,
     ChannelConfig,
     RetryPolicy,
     Rpc,
     SyncChannel,
-    Target,
     loop_changed,
 )
+from airflow_puddle.client.address import Target
 from airflow_puddle.client.models import LoginUser
-from airflow_puddle.client.validation import validate_call_timeout
+from airflow_puddle.domain.defaults import CALL_TIMEOUT_S
+from airflow_puddle.domain.validation import validate_call_timeout
 
 ENV_SERVER_ADDRESS = "PUDDLE_SERVER_ADDRESS"
 ENV_API_KEY_ID = "PUDDLE_API_KEY_ID"
@@ -52,7 +52,7 @@ class BaseAuthorizer:
         api_secret_key: str | None = None,
         *,
         ca_cert: str | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        timeout_s: float = CALL_TIMEOUT_S,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._server_address = resolve_server_address(server_address)

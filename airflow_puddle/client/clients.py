@@ -6,13 +6,24 @@ from collections.abc import Callable
 
 from airflow_puddle.client._drivers import SyncDriver
 from airflow_puddle.client._ops import ImagesOps, InstanceTypesOps, SystemsOps, TagsOps
+from airflow_puddle.client.auth import Authorizer
 from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
 from airflow_puddle.client.waiting import WaitOutcome, WaitProgress
+from airflow_puddle.domain.defaults import DISCARD_TIMEOUT_S
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WaitTarget
 from airflow_puddle.domain.products import Product
 
 
-class ImagesClient(SyncDriver, ImagesOps):
+class _SyncClient(SyncDriver):
+    """What every sync client shares: an :class:`Authorizer`, whose ``close`` closes the shared channel."""
+
+    @property
+    def authorizer(self) -> Authorizer:
+        """The authorizer used by this client; with ``extra.client=puddle``, the adapter's stand-in for one."""
+        return self._authorizer  # type checked by the base's constructor
+
+
+class ImagesClient(_SyncClient, ImagesOps):
     """Client used to query images in Puddle."""
 
     def list_available(self) -> list[Image]:
@@ -20,7 +31,7 @@ class ImagesClient(SyncDriver, ImagesOps):
         return self._run(self._list_available())
 
 
-class InstanceTypesClient(SyncDriver, InstanceTypesOps):
+class InstanceTypesClient(_SyncClient, InstanceTypesOps):
     """Client used to query instance types in Puddle."""
 
     def list_available(self) -> list[InstanceType]:
@@ -28,7 +39,7 @@ class InstanceTypesClient(SyncDriver, InstanceTypesOps):
         return self._run(self._list_available())
 
 
-class TagsClient(SyncDriver, TagsOps):
+class TagsClient(_SyncClient, TagsOps):
     """Client used to query the tags in Puddle."""
 
     def list(self) -> list[Tag]:
@@ -36,7 +47,7 @@ class TagsClient(SyncDriver, TagsOps):
         return self._run(self._list())
 
 
-class SystemsClient(SyncDriver, SystemsOps):
+class SystemsClient(_SyncClient, SystemsOps):
     """Client used to manage the systems in Puddle.
 
     Calls that change a system return at once; use the ``wait_for_*`` calls to wait.
@@ -102,7 +113,7 @@ class SystemsClient(SyncDriver, SystemsOps):
         """Current CU consumption and availability."""
         return self._run(self._cu_info())
 
-    def discard(self, system_id: str, *, timeout_s: float = 120) -> System | None:
+    def discard(self, system_id: str, *, timeout_s: float = DISCARD_TIMEOUT_S) -> System | None:
         """Terminate a system whatever its state, without waiting for the end.
 
         A system in transition is marked failed first (as an admin would), then

@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.models import System
+from airflow_puddle.domain.errors import (
     NotFoundError,
     PuddleError,
     PuddleTimeoutError,
     PuddleUnavailableError,
     SystemFailedError,
 )
-from airflow_puddle.client.models import System
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WaitTarget, wait_verdict
 
 log = logging.getLogger("airflow_puddle.client")

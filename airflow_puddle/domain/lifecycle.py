@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Literal, get_args
 
 from airflow_puddle.domain.statuses import SystemStatuses as _S
+from airflow_puddle.domain.statuses import system_status_text
 
 Step = tuple[_S.Status, _S.VmStatus | None, _S.ProductStatus | None]
 """One step of a transition: (status, vm status, product status); ``None`` keeps the current value."""
@@ -69,6 +70,17 @@ ALLOWED_FROM: dict[Action, tuple[_S.Status, ...]] = {
     "update config.toml of": (_S.SYSTEM_STATUS_STARTED,),
 }
 """The statuses each user action may start from."""
+
+
+def refusal(action: Action, status: int) -> str | None:
+    """Why ``action`` may not start from ``status`` (``it is Stopping, needs Started or Failed``); None if it may."""
+    allowed = ALLOWED_FROM[action]
+    if status in {a.code for a in allowed}:
+        return None
+    texts = [a.text for a in allowed]
+    needs = texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
+    return f"it is {system_status_text(status)}, needs {needs}"
+
 
 STABLE_SYSTEM_STATUSES: frozenset[int] = frozenset(
     s.code for s in (_S.SYSTEM_STATUS_STARTED, _S.SYSTEM_STATUS_STOPPED,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from airflow_puddle.client.errors import ValidationFailedError
 from airflow_puddle.domain.clouds import ALL_CLOUDS, cloud_by_id
+from airflow_puddle.domain.errors import ValidationFailedError
 from airflow_puddle.domain.products import ALL_PRODUCTS
 from airflow_puddle.domain.statuses import ImageStatuses, image_status_text
 from airflow_puddle.emulator.rows import ImageRow, InstanceTypeRow, TagRow

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from airflow_puddle.client.errors import PreconditionFailedError, PuddleError
+from airflow_puddle.domain.errors import PreconditionFailedError, PuddleError
 from airflow_puddle.emulator.limits import EmulatorConfigError
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2,
     tag_service_pb2,
 )
-from airflow_puddle.client.errors import ValidationFailedError
+from airflow_puddle.domain.errors import ValidationFailedError
 from airflow_puddle.emulator.limits import MAX_LATENCY_SECONDS, admin_seconds, fault_count, fault_message
 
 ANY_METHOD = "*"

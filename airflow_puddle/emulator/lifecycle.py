@@ -110,8 +110,9 @@ class Lifecycle:
         return len(rows)
 
     def restamp(self, store: Store) -> None:
-        """Recompute every stored ``due_at`` (after ``step_seconds`` changed, or a migration added it)."""
-        store.set_due_times([(self.due_at(s), s.id) for s in store.systems_maybe_due()])
+        """Recompute every system's ``due_at`` by :meth:`due_at` and store those that changed
+        (after ``step_seconds`` changed, or a migration added the column)."""
+        store.set_due_times([(due, s.id) for s in store.all_systems() if (due := self.due_at(s)) != s.due_at])
 
     @staticmethod
     def begin(s: SystemRow, phase: Phase, at: float) -> SystemRow:

@@ -2,7 +2,7 @@
 
 Settings (constructor arguments, and through them the CLI flags) raise
 :class:`EmulatorConfigError`, a ``ValueError``. Admin requests raise the shared
-:class:`~airflow_puddle.client.errors.ValidationFailedError`, which the servicers send
+:class:`~airflow_puddle.domain.errors.ValidationFailedError`, which the servicers send
 as ``INVALID_ARGUMENT``. Nothing is stored or applied before its check passes.
 """
 
@@ -15,8 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from airflow_puddle.client.errors import ValidationFailedError
-from airflow_puddle.client.validation import validate_seconds
+from airflow_puddle.domain.errors import ValidationFailedError
+from airflow_puddle.domain.validation import validate_seconds
 
 MAX_PORT = 65535
 MAX_ADVANCE_SECONDS = 10 * 365 * 24 * 3600

@@ -14,8 +14,8 @@ import secrets
 from dataclasses import replace
 from pathlib import Path
 
-from airflow_puddle.client.errors import PreconditionFailedError, ValidationFailedError
 from airflow_puddle.domain.clouds import ALL_CLOUDS
+from airflow_puddle.domain.errors import PreconditionFailedError, ValidationFailedError
 from airflow_puddle.domain.lifecycle import BOOTING_PHASES
 from airflow_puddle.domain.products import PRODUCT_H2O3
 from airflow_puddle.domain.statuses import SystemStatuses

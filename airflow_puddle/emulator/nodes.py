@@ -27,7 +27,7 @@ from typing import Protocol
 from airflow_puddle.domain.lifecycle import BOOTING_PHASES
 from airflow_puddle.domain.products import PRODUCT_H2O3
 from airflow_puddle.domain.statuses import SystemStatuses
-from airflow_puddle.emulator.h2o3 import H2O3Runtime, NodeProcess, free_port_pair, reap
+from airflow_puddle.emulator.h2o3 import H2O3Runtime, NodeProcess, free_port_pair
 from airflow_puddle.emulator.rows import SystemRow
 
 log = logging.getLogger(__name__)
@@ -110,12 +110,6 @@ class NodeManager:
             return node.ready_at
 
     # ------------------------------------------------------------------ running
-
-    def reap_stale(self) -> int:
-        """Kill the nodes an emulator that died left running (from their pid files); returns how many."""
-        if not self.data_dir.is_dir():
-            return 0
-        return sum(reap(home) for home in sorted(self.data_dir.iterdir()) if home.is_dir())
 
     def start(self, backend: NodeBackend) -> None:
         """Start following ``backend``'s systems."""

@@ -64,6 +64,10 @@ class RowCache:
         """One row, or None."""
         return self._rows.get(system_id)
 
+    def all(self) -> list[SystemRow]:
+        """Every row."""
+        return list(self._rows.values())
+
     def due(self, now: float) -> list[SystemRow]:
         """The rows whose ``due_at`` has come by ``now``, earliest first (they stay due until rewritten)."""
         found: dict[str, SystemRow] = {}

@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from airflow_puddle._proto.puddle.v2 import admin_service_pb2, auth_service_pb2
-from airflow_puddle.client.errors import PuddleError
+from airflow_puddle.domain.errors import PuddleError
 from airflow_puddle.emulator.faults import FaultRegistry
 from airflow_puddle.emulator.h2o3 import RuntimeMissing, find_runtime, reap
 from airflow_puddle.emulator.limits import (

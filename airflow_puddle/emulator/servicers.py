@@ -32,7 +32,7 @@ from airflow_puddle._proto.puddle.v2 import (
     tag_service_pb2,
     tag_service_pb2_grpc,
 )
-from airflow_puddle.client.errors import AuthError, PuddleError
+from airflow_puddle.domain.errors import AuthError, PuddleError
 from airflow_puddle.domain.wire import TOKEN_METADATA_KEY
 from airflow_puddle.emulator.faults import FaultRegistry
 from airflow_puddle.emulator.mapping import (

@@ -3,7 +3,7 @@
 :class:`PuddleBackend` composes the Store (SQLite), the Lifecycle engine and the Catalog, and
 returns typed rows, never protobuf messages. Commands that read or change systems first run one
 lifecycle sweep, which touches only the systems with something due. Errors are the shared
-:mod:`airflow_puddle.client.errors` classes; the servicers turn them into gRPC statuses.
+:mod:`airflow_puddle.domain.errors` classes; the servicers turn them into gRPC statuses.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Concatenate, Literal, ParamSpec, TypeVar
 
-from airflow_puddle.client.errors import (
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     NotFoundError,
     PreconditionFailedError,
 )
-from airflow_puddle.client.validation import validate_config_toml, validate_create, validate_system_id
-from airflow_puddle.domain.lifecycle import ALLOWED_FROM, STABLE_SYSTEM_STATUSES, Action, Phase
-from airflow_puddle.domain.statuses import BaseStatus, SystemStatuses, system_status_text
+from airflow_puddle.domain.lifecycle import STABLE_SYSTEM_STATUSES, Action, Phase, refusal
+from airflow_puddle.domain.statuses import SystemStatuses, system_status_text
+from airflow_puddle.domain.validation import validate_config_toml, validate_create, validate_system_id
 from airflow_puddle.emulator.catalog import Catalog, check_cloud
 from airflow_puddle.emulator.experiments import dai_experiments
 from airflow_puddle.emulator.lifecycle import Lifecycle
@@ -85,11 +85,6 @@ def _swept(fn: _Method[P, R]) -> _Method[P, R]:
             return fn(self, *args, **kwargs)
 
     return wrapper
-
-
-def _needs(statuses: Sequence[BaseStatus]) -> str:
-    texts = [s.text for s in statuses]
-    return texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} or {texts[-1]}"
 
 
 class PuddleBackend:
@@ -351,7 +346,6 @@ class PuddleBackend:
     @_swept
     def fail_next_transition(self, system_id: str, *, config_upload: bool = False) -> None:
         """Make the system's running (or else next) transition, or config upload, end in failure."""
-        validate_system_id(system_id)
         s = self._load(None, system_id)
         self.save_system(replace(s, fail_next_config=True) if config_upload else replace(s, fail_next_transition=True))
 
@@ -369,12 +363,9 @@ class PuddleBackend:
         return s
 
     def _require(self, s: SystemRow, action: Action) -> None:
-        allowed = ALLOWED_FROM[action]
-        if s.status not in {a.code for a in allowed}:
-            raise PreconditionFailedError(
-                f"cannot {action} system {s.name!r} ({s.id}): it is {system_status_text(s.status)}, "
-                f"needs {_needs(allowed)}"
-            )
+        why = refusal(action, s.status)
+        if why is not None:
+            raise PreconditionFailedError(f"cannot {action} system {s.name!r} ({s.id}): {why}")
 
     def _act(self, user: User, system_id: str, action: Literal["stop", "restart", "terminate"]) -> SystemRow:
         s = self._load(user, system_id)

@@ -16,14 +16,12 @@ from dataclasses import replace
 from typing import Any
 
 from airflow_puddle.domain.lifecycle import NOT_CONSUMING_STATUSES
-from airflow_puddle.domain.statuses import ImageStatuses, SystemStatuses, TagStatuses
+from airflow_puddle.domain.statuses import ImageStatuses, TagStatuses
 from airflow_puddle.emulator import seed
 from airflow_puddle.emulator.dbfile import DatabaseClosedError, FileWatch, check_db_path
 from airflow_puddle.emulator.limits import EmulatorConfigError
 from airflow_puddle.emulator.rowcache import RowCache
 from airflow_puddle.emulator.rows import SYSTEM_COLUMNS, ImageRow, InstanceTypeRow, SystemRow, TagRow, User
-
-_S = SystemStatuses
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -324,13 +322,9 @@ class Store:
         )
         self._rows.put(s)
 
-    def systems_maybe_due(self) -> list[SystemRow]:
-        """Every system that could have something due (in a transition, uploading, started) or has a due_at."""
-        rows = self._conn.execute(
-            "SELECT id FROM systems WHERE phase IS NOT NULL OR config_status = ? OR status = ? OR due_at IS NOT NULL",
-            (_S.CONFIG_STATUS_UPLOADING.code, _S.SYSTEM_STATUS_STARTED.code),
-        )
-        return [s for s in (self._rows.get(r["id"]) for r in rows) if s is not None]
+    def all_systems(self) -> list[SystemRow]:
+        """Every system of every user, terminated ones too (from memory)."""
+        return self._rows.all()
 
     def set_due_times(self, due: Iterable[tuple[float | None, str]]) -> None:
         """Set ``due_at`` of each ``(due_at, system id)``."""

@@ -1,13 +1,13 @@
 """The one adapter: the provider's clients over H2O's ``puddle.client`` (``extra.client=puddle``).
 
 Everything above the hook gets our client classes' interface either way. Here, each
-documented call of the official package is one :class:`~airflow_puddle.client._drivers.Call` step
+documented call of the official package is one :class:`~airflow_puddle.client.extending.Call` step
 that an op yields: the sync driver calls it, the async driver runs it in a small bounded
 thread pool (the official package is sync only). The ops that give the provider more than
 the documented API (``wait``, ``check``, ``discard``, the ``Async*`` twins) are our client's own,
-unchanged: they reach Puddle only through the ops overridden here (``_get``, ``_list``,
-``_mutate``, ...), so there is still one wait loop (``SystemsOps._wait``). Input is checked
-by our rules before any call; what the official calls return is translated to our models by
+unchanged: they reach Puddle only through the ops overridden here (``_fetch``, ``_list``,
+``_apply``, ...), so there is still one wait loop (``SystemsOps._wait``). Input is checked
+by our ops' rules before these are called; what the official calls return is translated to our models by
 documented names (:mod:`airflow_puddle.hooks.translate`) and what they raise to our errors
 (:func:`map_official_error`).
 """
@@ -21,13 +21,12 @@ from typing import Any, NoReturn
 
 import grpc
 
-from airflow_puddle.client import validation
-from airflow_puddle.client._drivers import Call, Op
-from airflow_puddle.client._ops import CreateArgs
-from airflow_puddle.client._transport import Rpc
 from airflow_puddle.client.async_clients import AsyncSystemsClient
 from airflow_puddle.client.clients import ImagesClient, InstanceTypesClient, SystemsClient, TagsClient
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.extending import Call, CreateArgs, Op, Rpc
+from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
+from airflow_puddle.domain.clouds import CloudProvider
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     NotFoundError,
@@ -38,8 +37,6 @@ from airflow_puddle.client.errors import (
     ValidationFailedError,
     from_rpc_error,
 )
-from airflow_puddle.client.models import CUConsumptionInfo, Image, InstanceType, System, Tag, TagData
-from airflow_puddle.domain.clouds import CloudProvider
 from airflow_puddle.domain.products import ALL_PRODUCTS
 from airflow_puddle.hooks import translate
 
@@ -85,8 +82,7 @@ def map_official_error(exc: BaseException) -> BaseException:
     for cls in type(exc).__mro__:
         ours = _DOCUMENTED_ERRORS.get(cls.__name__)
         if ours is ValidationFailedError:
-            field, _, rule = str(exc).partition(": ")
-            return ValidationFailedError(field, rule) if rule else ValidationFailedError("request", str(exc))
+            return ValidationFailedError.from_message(str(exc))
         if ours is not None:
             return ours(str(exc))
     if isinstance(exc, grpc.RpcError):
@@ -121,7 +117,7 @@ class _NoWire:
 # --------------------------------------------------------------------------- authorizer and kit
 
 
-class OfficialAuthorizer:
+class _OfficialAuthorizerBase:
     """The official ``Authorizer`` where our clients keep theirs: its user, and nothing of ours to close."""
 
     token_for_call = None
@@ -139,12 +135,18 @@ class OfficialAuthorizer:
     def server_address(self) -> str:
         return str(self.official.server_address)
 
+
+class OfficialAuthorizer(_OfficialAuthorizerBase):
+    """Where our sync clients keep their :class:`~airflow_puddle.client.Authorizer`."""
+
     def close(self) -> None:
         """The official client documents no channel to close."""
 
 
-class AsyncOfficialAuthorizer(OfficialAuthorizer):
-    async def close(self) -> None:  # type: ignore[override]
+class AsyncOfficialAuthorizer(_OfficialAuthorizerBase):
+    """Where our async clients keep their :class:`~airflow_puddle.client.AsyncAuthorizer`."""
+
+    async def close(self) -> None:
         """The official client documents no channel to close."""
 
 
@@ -213,7 +215,7 @@ class OfficialBase:
     _authorizer: Any
     _channel: Any = _NoWire()
 
-    def __init__(self, kit: OfficialKit, name: str, authorizer: OfficialAuthorizer | None = None) -> None:
+    def __init__(self, kit: OfficialKit, name: str, authorizer: _OfficialAuthorizerBase | None = None) -> None:
         self._kit = kit
         self._official = kit.official(name)
         self._cloud = kit.cloud
@@ -235,8 +237,7 @@ class OfficialSystemsOps(OfficialBase):
 
     _create_args: Callable[..., Any]
 
-    def _get(self, system_id: str) -> Op[System | None]:
-        validation.validate_system_id(system_id)
+    def _fetch(self, system_id: str) -> Op[System | None]:
         try:
             system = yield from self._call("get", system_id)
         except NotFoundError:
@@ -247,26 +248,22 @@ class OfficialSystemsOps(OfficialBase):
         systems = yield from self._call("list")  # no server-side name filter in the documented API
         return [translate.to_system(s) for s in systems or [] if not name or s.name == name]
 
-    def _find_by_name(self, name: str) -> Op[System | None]:
-        validation.validate_name(name)
+    def _lookup(self, name: str) -> Op[System | None]:
         system = yield from self._call("find_by_name", name)
         return None if system is None else translate.to_system(system)
 
     def _reread(self, system_id: str) -> Op[System]:
         """The system after a change: the documented calls that change one return nothing."""
-        system = yield from self._get(system_id)
+        system = yield from self._fetch(system_id)
         if system is None:
             raise NotFoundError(f"system {system_id!r} is gone")
         return system
 
-    def _mutate(self, method: str, system_id: str) -> Op[System]:
-        validation.validate_system_id(system_id)
+    def _apply(self, method: str, system_id: str) -> Op[System]:
         yield from self._call(_ACTIONS[method], system_id)
         return (yield from self._reread(system_id))
 
-    def _update_config_toml(self, system_id: str, config_toml: str) -> Op[System]:
-        validation.validate_system_id(system_id)
-        validation.validate_config_toml(config_toml)
+    def _upload(self, system_id: str, config_toml: str) -> Op[System]:
         yield from self._call("update_config_toml", system_id, config_toml)
         return (yield from self._reread(system_id))
 
@@ -286,7 +283,7 @@ class OfficialSystemsOps(OfficialBase):
         except AlreadyExistsError:
             raise
         except PreconditionFailedError as err:  # the documents name no duplicate-name error: look
-            if (yield from self._find_by_name(args.name)) is not None:
+            if (yield from self._lookup(args.name)) is not None:
                 raise AlreadyExistsError(f"a system named {args.name!r} already exists: {err}") from err
             raise
         return translate.to_system(created)

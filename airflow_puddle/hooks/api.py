@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from airflow_puddle.client.async_clients import AsyncSystemsClient
 from airflow_puddle.client.clients import SystemsClient
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.models import System, TagData
+from airflow_puddle.client.waiting import WaitOutcome, WaitProgress, WaitTracker, narrator
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     PreconditionFailedError,
@@ -29,8 +31,7 @@ from airflow_puddle.client.errors import (
     TlsHandshakeError,
     ValidationFailedError,
 )
-from airflow_puddle.client.models import System, TagData
-from airflow_puddle.client.validation import (
+from airflow_puddle.domain.validation import (
     validate_config_toml,
     validate_create,
     validate_deadline,
@@ -41,7 +42,6 @@ from airflow_puddle.client.validation import (
     validate_tags,
     validate_wait_timeout,
 )
-from airflow_puddle.client.waiting import WaitOutcome, WaitProgress, WaitTracker, narrator
 
 DOCUMENTED = ("SystemsClient", "System", "TagData", "AuthError", "PreconditionFailedError", "ValidationFailedError")
 """Names of the documented API exported here (their documented members are allowed too)."""

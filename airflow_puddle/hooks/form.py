@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_puddle.client._transport import DEFAULT_TIMEOUT_S, RetryPolicy
+from airflow_puddle.client import RetryPolicy
 from airflow_puddle.domain.clouds import ALL_CLOUDS
+from airflow_puddle.domain.defaults import CALL_TIMEOUT_S
 
 _RETRY = RetryPolicy()
 
@@ -42,7 +43,7 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "timeout": {
         "label": "Per-call timeout (seconds)",
-        "schema": {"type": ["number", "null"], "default": DEFAULT_TIMEOUT_S},
+        "schema": {"type": ["number", "null"], "default": CALL_TIMEOUT_S},
         "description": "Deadline of each gRPC call.",
     },
     "retries": {

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from airflow_puddle.client.validation import validate_system_id
 from airflow_puddle.domain.products import PRODUCT_H2O3
 from airflow_puddle.domain.statuses import SystemStatuses, system_status_text
+from airflow_puddle.domain.validation import validate_system_id
 from airflow_puddle.hooks.masking import mask_secret_quietly
 
 if TYPE_CHECKING:

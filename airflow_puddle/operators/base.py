@@ -35,7 +35,8 @@ from airflow_puddle.hooks.api import (
     validate_poll_interval,
     validate_tags,
 )
-from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
+from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.hooks.user import PuddleHookUser
 from airflow_puddle.links.puddle import PuddleSystemLink
 from airflow_puddle.operators.record import OPERATIONS, Operation, Requests
 from airflow_puddle.triggers.puddle import defer_wait

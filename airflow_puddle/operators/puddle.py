@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_puddle.checks import check_flag, timeout_seconds
+from airflow_puddle.domain.defaults import DISK_SIZE_GB, IDLE_INTERVAL_MIN
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD, STABLE_SYSTEM_STATUSES
 from airflow_puddle.hooks.api import (
     AlreadyExistsError,
@@ -73,8 +74,8 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         product: str | None = None,
         version: str | None = None,
         instance_type_name: str,
-        disk_size_gb: int = 256,
-        idle_interval: int = 60,
+        disk_size_gb: int = DISK_SIZE_GB,
+        idle_interval: int = IDLE_INTERVAL_MIN,
         tags: dict[str, str] | list[TagData] | None = None,
         terminate_on_failure: bool = False,
         **kwargs: Any,

@@ -39,7 +39,7 @@ async def fetch(conn_id: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
         listed = await client.list()
         cu = await client.get_cu_consumption_info()
     finally:
-        await client.authorizer.close()  # type: ignore[attr-defined]
+        await client.authorizer.close()
     rows = [system_row(s) for s in listed if s.status != System.SYSTEM_STATUS_TERMINATED.code]
     return rows, cu_info(cu)
 

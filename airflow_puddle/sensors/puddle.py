@@ -29,7 +29,8 @@ from airflow_puddle.hooks.api import (
     narrator,
     validate_poll_interval,
 )
-from airflow_puddle.hooks.puddle import PuddleHook, PuddleHookUser
+from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.hooks.user import PuddleHookUser
 from airflow_puddle.triggers.puddle import defer_wait
 from airflow_puddle.waits import (
     DEFAULT_POLL_INTERVAL,

@@ -234,7 +234,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             outcome = tracker.observe(system, max(now, tracker.deadline))
         finally:
             if own and client is not None:
-                await client.authorizer.close()  # type: ignore[attr-defined]
+                await client.authorizer.close()
         assert outcome is not None  # judged at the deadline: reached, failed, gone, timed out or unavailable
         return outcome
 
@@ -288,7 +288,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             self.log.error("Wait for system %s to be %s stopped: %s", self.system_id, self.target, err)
             yield self._error(f"{type(err).__name__}: {err}")
         finally:
-            await client.authorizer.close()  # type: ignore[attr-defined]
+            await client.authorizer.close()
         if event is not None:
             yield TriggerEvent(event)
 
@@ -316,7 +316,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         except PuddleError as err:
             self.log.warning("Task killed; could not terminate system %s: %s", self.system_id, err)
         finally:
-            await client.authorizer.close()  # type: ignore[attr-defined]
+            await client.authorizer.close()
 
 
 LAST_LOOK_S = 10.0

@@ -101,7 +101,7 @@ async def poll_systems(kwargs: Mapping[str, Any], *, shared: bool = True) -> Asy
     finally:  # also when cancelled while logging in: no wait may park on a board nobody publishes to
         board.close()
         if client is not None:
-            await client.authorizer.close()  # type: ignore[attr-defined]
+            await client.authorizer.close()
 
 
 def _find(snapshot: SystemsSnapshot, system_id: str, name: str | None) -> System | None:

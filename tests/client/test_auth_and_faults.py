@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
-from airflow_puddle.client.errors import AuthError, PuddleUnavailableError
 from airflow_puddle.client.models import TagData
+from airflow_puddle.domain.errors import AuthError, PuddleUnavailableError
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 
 DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
@@ -141,7 +141,7 @@ async def test_concurrent_calls_on_a_fresh_async_client_make_one_login(emulator:
     emulator.backend.expire_tokens()
     assert len(await asyncio.gather(*(client.list() for _ in range(50)))) == 50
     assert len(logins) == 2
-    await client.authorizer.close()  # type: ignore[attr-defined]
+    await client.authorizer.close()
 
 
 def test_concurrent_threads_on_a_fresh_sync_client_make_one_login(emulator: Any,

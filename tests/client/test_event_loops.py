@@ -25,7 +25,7 @@ def test_one_async_client_serves_one_asyncio_run_after_another(emulator: Any) ->
     started = asyncio.run(client.wait_for_system_started(created.id))  # "Event loop is closed" before
     assert started.status_text == "Started"
     assert [s.id for s in asyncio.run(client.list())] == [created.id]
-    asyncio.run(client.authorizer.close())  # type: ignore[attr-defined]
+    asyncio.run(client.authorizer.close())
 
 
 def test_one_async_client_on_two_running_loops_is_refused_clearly(emulator: Any, loop_thread: Any) -> None:
@@ -33,4 +33,4 @@ def test_one_async_client_on_two_running_loops_is_refused_clearly(emulator: Any,
     assert loop_thread.run(client.list()) == []  # its channel now belongs to the thread's running loop
     with pytest.raises(RuntimeError, match="belongs to one loop at a time: build one per loop"):
         asyncio.run(client.list())
-    loop_thread.run(client.authorizer.close())  # type: ignore[attr-defined]
+    loop_thread.run(client.authorizer.close())

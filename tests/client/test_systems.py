@@ -22,7 +22,8 @@ from airflow_puddle.client import (
     SystemsClient,
     TagsClient,
 )
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.models import Image, InstanceType, System, Tag, TagData
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     NotFoundError,
     PreconditionFailedError,
@@ -30,7 +31,6 @@ from airflow_puddle.client.errors import (
     SystemFailedError,
     ValidationFailedError,
 )
-from airflow_puddle.client.models import Image, InstanceType, System, Tag, TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 
 DAI = {"product": PRODUCT_DAI, "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}

@@ -22,7 +22,7 @@ from airflow_puddle.client import (
     RetryPolicy,
     SystemsClient,
 )
-from airflow_puddle.client.errors import PuddleUnavailableError, TlsHandshakeError
+from airflow_puddle.domain.errors import PuddleUnavailableError, TlsHandshakeError
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY, EmulatorServer
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from airflow_puddle._proto.puddle.v2 import system_service_pb2
 from airflow_puddle.client import RetryPolicy
-from airflow_puddle.client._transport import Rpc, Target, decide
+from airflow_puddle.client._transport import Rpc, decide
+from airflow_puddle.client.address import Target
 
 
 @pytest.mark.parametrize(
@@ -80,7 +81,7 @@ def test_decide(rpc: Rpc, code: grpc.StatusCode, attempt: int, relogged: bool, e
 
 
 def test_a_message_over_the_size_limit_is_not_transient() -> None:
-    from airflow_puddle.client.errors import MessageTooLargeError, PuddleUnavailableError, from_rpc_error
+    from airflow_puddle.domain.errors import MessageTooLargeError, PuddleUnavailableError, from_rpc_error
 
     err = _Failed(C.RESOURCE_EXHAUSTED, TOO_LARGE)
     assert decide(READ, err, 1, False, RetryPolicy()) == "raise"

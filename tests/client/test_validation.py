@@ -21,8 +21,8 @@ from airflow_puddle._proto.puddle.v2 import (
     system_service_pb2_grpc,
 )
 from airflow_puddle.client import CLOUD_AWS, PRODUCT_DAI, Authorizer, SystemsClient
-from airflow_puddle.client.errors import ValidationFailedError
 from airflow_puddle.client.models import TagData
+from airflow_puddle.domain.errors import ValidationFailedError
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 
 GOOD: dict[str, Any] = {"name": "ok-name-1", "product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge"}
@@ -191,7 +191,7 @@ def test_only_none_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     ("http://127.0.0.1:50051", "127.0.0.1:50051", False),
 ])
 def test_ipv6_addresses(address: str, authority: str, tls: bool) -> None:
-    from airflow_puddle.client._transport import Target
+    from airflow_puddle.client.address import Target
 
     target = Target.parse(address)
     assert (target.authority, target.tls) == (authority, tls)

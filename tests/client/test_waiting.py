@@ -10,9 +10,9 @@ import pytest
 
 from airflow_puddle._proto.puddle.v2 import system_service_pb2
 from airflow_puddle.client import PRODUCT_DAI
-from airflow_puddle.client.errors import PuddleUnavailableError, ValidationFailedError
 from airflow_puddle.client.models import System, TagData
 from airflow_puddle.client.waiting import WaitProgress, WaitTracker, duration
+from airflow_puddle.domain.errors import PuddleUnavailableError, ValidationFailedError
 
 DAI = {"product": PRODUCT_DAI, "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
 T0 = 1_000_000.0

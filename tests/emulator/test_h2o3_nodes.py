@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from airflow_puddle.client import CLOUD_AWS, PRODUCT_H2O3, Authorizer, SystemsClient
-from airflow_puddle.client.errors import PreconditionFailedError, SystemFailedError, ValidationFailedError
 from airflow_puddle.client.models import System, TagData
+from airflow_puddle.domain.errors import PreconditionFailedError, SystemFailedError, ValidationFailedError
 from airflow_puddle.emulator import EmulatorServer
 from airflow_puddle.emulator.h2o3 import find_runtime
 from tests.emulator.conftest import API_KEY_ID, API_SECRET_KEY

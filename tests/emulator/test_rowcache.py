@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle.client.errors import AuthError
+from airflow_puddle.domain.errors import AuthError
 from airflow_puddle.emulator import PuddleBackend
 from airflow_puddle.emulator.mapping import SystemMessages, system_to_proto
 from airflow_puddle.emulator.rows import SystemRow, User

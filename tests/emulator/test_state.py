@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.models import Image, System
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     NotFoundError,
     PreconditionFailedError,
     ValidationFailedError,
 )
-from airflow_puddle.client.models import Image, System
 from airflow_puddle.emulator import PuddleBackend, seed
 from airflow_puddle.emulator.rows import SystemRow, User
 

@@ -214,10 +214,20 @@ def test_due_times_survive_a_restart(make_backend, clock: FakeClock, tmp_path: P
 
 
 def test_a_database_from_before_due_at_is_migrated(make_backend, clock: FakeClock, tmp_path: Path) -> None:
+    """Every kind of pending event gets its due time back (the lifecycle's own rule), and nothing else does."""
     db = tmp_path / "old.sqlite"
     first = make_backend(str(db))
     user = first.login(API_KEY_ID, API_SECRET_KEY).user
-    system_id = _create(first, user, "sys-a").id
+    idle, uploading, stopped = (_create(first, user, name).id for name in ("sys-idle", "sys-upload", "sys-stopped"))
+    clock.tick(3)
+    first.list_systems(user)  # all three Started
+    first.stop_system(user, stopped)
+    clock.tick(1)
+    first.update_config_toml(user, uploading, "a = 1")
+    system_id = _create(first, user, "sys-a").id  # mid-transition
+    expected = {system_id: clock.t + 1, uploading: clock.t + 1, idle: _stored(first, idle).idle_timeout,
+                stopped: None}
+    assert expected[idle] is not None
     first.close()
     with sqlite3.connect(db) as conn:  # the schema as it was: no due_at, no step length stored
         conn.execute("DROP INDEX systems_due")
@@ -226,6 +236,8 @@ def test_a_database_from_before_due_at_is_migrated(make_backend, clock: FakeCloc
     conn.close()
 
     second = make_backend(str(db))
-    assert _stored(second, system_id).due_at == clock.t + 1
+    assert {i: _stored(second, i).due_at for i in expected} == expected
+    assert all(second.lifecycle.due_at(s) == s.due_at for s in second.store.all_systems())
+    assert _stored(second, stopped).status == S.SYSTEM_STATUS_STOPPED.code
     clock.tick(3)
     assert second.get_system(user, system_id)[0].status == S.SYSTEM_STATUS_STARTED.code

@@ -21,7 +21,8 @@ from grpc_health.v1 import health, health_pb2_grpc
 from airflow_puddle.client import Authorizer
 from airflow_puddle.client._ops import SystemsOps
 from airflow_puddle.client.clients import SystemsClient
-from airflow_puddle.client.errors import (
+from airflow_puddle.client.models import System, TagData
+from airflow_puddle.domain.errors import (
     AlreadyExistsError,
     AuthError,
     NotAnEmulatorError,
@@ -32,12 +33,12 @@ from airflow_puddle.client.errors import (
     SystemFailedError,
     ValidationFailedError,
 )
-from airflow_puddle.client.models import System, TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.hooks import adapter
-from airflow_puddle.hooks import puddle as puddle_hook
+from airflow_puddle.hooks import settings as hook_settings
 from airflow_puddle.hooks.adapter import map_official_error
-from airflow_puddle.hooks.puddle import PuddleConnectionError, PuddleHook, PuddleSettings
+from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.hooks.settings import PuddleConnectionError, PuddleSettings
 from airflow_puddle.hooks.translate import OfficialSystem
 from tests.conftest import STANDIN, connection_json, forget_standin
 from tests.official.standin_build import StandInRpcError
@@ -195,11 +196,40 @@ def test_the_hook_gives_our_interface_over_the_official_client(official_conn: st
         assert systems.discard(created.id) is not None
 
 
+def test_bad_input_never_reaches_the_official_client(official_conn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ops check their input (once, for both clients) before the adapter calls the official client."""
+    called: list[str] = []
+    with PuddleHook() as hook:
+        systems = hook.get_systems_client()
+        official = type(systems._official)  # type: ignore[attr-defined]  # the stand-in's SystemsClient
+
+        def spy(name: str) -> Any:
+            real = getattr(official, name)
+
+            def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+                called.append(name)
+                return real(self, *args, **kwargs)
+            return call
+
+        for name in ("get", "stop", "update_config_toml", "find_by_name"):
+            monkeypatch.setattr(official, name, spy(name))
+        for call in (systems.get, systems.stop, lambda bad: systems.update_config_toml(bad, "a = 1")):
+            with pytest.raises(ValidationFailedError, match="system_id: got 'None'"):
+                call("None")
+        with pytest.raises(ValidationFailedError, match="config_toml: is not valid TOML"):
+            systems.update_config_toml("some-id", "not = [toml")
+        with pytest.raises(ValidationFailedError, match="name: must contain only lowercase"):
+            systems.find_by_name("Not_A_Name")
+        assert called == []
+        assert systems.get("no-such-system") is None and systems.find_by_name("no-such-name") is None
+        assert called == ["get", "find_by_name"]
+
+
 def test_an_op_that_needs_our_wire_contract_fails_clearly_with_the_official_client(official_conn: str) -> None:
     with PuddleHook() as hook:
         systems = hook.get_systems_client()
         with pytest.raises(TypeError, match=r"SystemService\.GetSystem is an RPC of the builtin client"):
-            systems._run(SystemsOps._get(systems, "some-id"))  # the builtin op, not the adapter's
+            systems._run(SystemsOps._fetch(systems, "some-id"))  # the builtin op, not the adapter's
 
 
 def test_gcp_without_a_documented_constant(official_conn: str) -> None:
@@ -226,13 +256,13 @@ def test_the_async_client_never_calls_the_official_client_on_the_event_loop(
 
     monkeypatch.setattr(SystemsClient, "get", get)
     imports: list[bool] = []
-    real_import = puddle_hook.import_official
+    real_import = hook_settings.import_official
 
     def import_official() -> Any:  # the first import of the package does file I/O
         imports.append(on_the_loop())
         return real_import()
 
-    monkeypatch.setattr(puddle_hook, "import_official", import_official)
+    monkeypatch.setattr(hook_settings, "import_official", import_official)
     monkeypatch.setattr(adapter, "import_official", import_official)
     builtin = SystemsClient("aws", authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
     created = builtin.create("async-adapted", **DAI)

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
-from airflow_puddle.client.errors import ValidationFailedError
 from airflow_puddle.client.models import System, TagData
+from airflow_puddle.domain.errors import ValidationFailedError
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
 from airflow_puddle.hooks.h2o import H2OSessionError

@@ -27,9 +27,9 @@ import grpc
 
 from airflow_puddle.client import auth as our_auth
 from airflow_puddle.client import clients as our_clients
-from airflow_puddle.client import errors as our_errors
 from airflow_puddle.client import models as our_models
 from airflow_puddle.domain import clouds as our_clouds
+from airflow_puddle.domain import errors as our_errors
 from airflow_puddle.domain import products as our_products
 from airflow_puddle.domain.statuses import BaseStatus
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle.client import errors as our_errors
 from airflow_puddle.client.models import System as OurSystem
+from airflow_puddle.domain import errors as our_errors
 from tests.conftest import STANDIN, forget_standin
 from tests.official.spec import read_documents
 from tests.official.standin_build import CODE_OFFSET, OPAQUE, SPEC

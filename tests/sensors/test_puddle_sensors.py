@@ -92,7 +92,7 @@ def test_sensor_defaults_and_validation() -> None:
 
 @pytest.mark.parametrize("cu", ["abc", float("nan"), True, -1, 0, 1.5, 10**9, None, "1.5"])
 def test_cu_sensor_refuses_what_is_not_a_cu_count(cu: object) -> None:
-    from airflow_puddle.client.errors import ValidationFailedError
+    from airflow_puddle.domain.errors import ValidationFailedError
     from airflow_puddle.sensors.puddle import PuddleCUAvailableSensor
 
     with pytest.raises(ValidationFailedError, match="cu: must be a whole number of compute units from 1"):

@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 
-from airflow_puddle.client.errors import ValidationFailedError
+from airflow_puddle.domain.errors import ValidationFailedError
 from airflow_puddle.domain.products import ALL_PRODUCTS
 
 NAME_MAX_LENGTH = 63

@@ -34,6 +34,17 @@ class ValidationFailedError(PuddleError, ValueError):
         self.field = field
         self.rule = rule
 
+    @classmethod
+    def from_message(cls, message: str) -> ValidationFailedError:
+        """The error a ``"field: rule"`` message describes (what travels as an INVALID_ARGUMENT's details)."""
+        return cls(*split_field(message))
+
+
+def split_field(message: str, default: str = "request") -> tuple[str, str]:
+    """``(field, rule)`` of a ``"field: rule"`` message; ``(default, message)`` when it names no field."""
+    field, _, rule = message.partition(": ")
+    return (field, rule) if rule else (default, message)
+
 
 class PreconditionFailedError(PuddleError):
     """The operation does not fit the system's current state."""
@@ -171,7 +182,6 @@ def from_rpc_error(err: grpc.RpcError, method: str = "") -> PuddleError:
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return NotAnEmulatorError(NOT_AN_EMULATOR.format(method=method or "this call"), code=code)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
-        field, _, rule = details.partition(": ")
-        return ValidationFailedError(field, rule) if rule else ValidationFailedError("request", details)
+        return ValidationFailedError.from_message(details)
     cls = _BY_CODE.get(code, PuddleError)
     return cls(f"{where}{details}", code=code)
