@@ -42,19 +42,21 @@ class PollLooks:
 
     :param stream: The poll's snapshots: the manager's queue for this trigger, or a private poll.
     :param key: The poll's shared-stream key: its board is found by it.
-    :param board: A private poll's board (its client); ``None``: the shared poll's, found by ``key``.
-    :param park: Park on the board between two changes (only over the manager's queue: a private
-        poll runs only while it is read).
+    :param board: A private poll's board, for its client: its stream is read, not parked on (a private
+        poll runs only while it is read). ``None``: the shared poll's, found by ``key``; the wait parks
+        on it between two changes of its system.
     :param look_up: Look up a system the list does not show with a GetSystem (a wait; a watcher
         does not: a system not listed is not in the target).
+    :param log: The trigger's logger: it says when the wait joins the shared poll.
     """
 
     def __init__(self, stream: AsyncIterator[SystemsSnapshot], key: StreamKey, system_id: str,
-                 system_name: str | None = None, *, board: Board | None = None, park: bool = True,
-                 look_up: bool = True, log: Any = None) -> None:
+                 system_name: str | None, *, board: Board | None, look_up: bool, log: Any) -> None:
         self._stream, self._key, self._id, self._name = stream, key, system_id, system_name
-        self._park, self._look_up, self._log = park, look_up, log
-        self._board = board if board is not None or not park else Board.find(key)
+        self._park, self._look_up, self._log = board is None, look_up, log
+        # A parked wait takes its queued snapshots at least this often: before half the manager's queue bound.
+        self._drain_s = key.poll_interval * _snapshots_between_drains()
+        self._board = board or Board.find(key)
         self._after = self._board.seq if self._board is not None else 0  # snapshots up to this one are old
         self._seen: object = EVERY  # what the last look showed of the system: the board wakes on a change
         self._last: SystemsSnapshot | None = None
@@ -68,8 +70,10 @@ class PollLooks:
         if self._park and (self._board is None or self._board.serial != snapshot.poll):
             board = Board.find(self._key)  # the poll that took it, if it still runs here
             self._board = board if board is not None and board.serial == snapshot.poll else None
-        if self._park and self._board is not None and self._joined is None:
-            self._join(self._board)
+        if self._park and self._board is not None and self._joined is None:  # one poll, many waits: say so
+            self._joined, self._board.waits = self._board, self._board.waits + 1
+            self._log.info("On the shared poll of connection %r (one list of systems every %gs), with %d wait(s) "
+                           "on it in this triggerer now", self._key.conn_id, self._key.poll_interval, self._board.waits)
         self._after, self._last = snapshot.seq, snapshot
         if snapshot.error is not None:
             self._seen = OUTAGE
@@ -103,7 +107,7 @@ class PollLooks:
                 board = self._board if self._park else None
                 if board is None:
                     return await anext(self._stream)
-                wake = min((deadline if self._last is None else due) - time.time(), _drain_every_s(self._key))
+                wake = min((deadline if self._last is None else due) - time.time(), self._drain_s)
                 await board.park(self._id, self._seen, self._after, wake)
                 return await board.catch_up(self._stream, self._last, self._after)
         except TimeoutError:
@@ -120,14 +124,6 @@ class PollLooks:
             return PuddleUnavailableError(f"GetSystem: no answer within {LAST_LOOK_S:.0f}s")
         except PuddleUnavailableError as err:
             return err
-
-    def _join(self, board: Board) -> None:
-        """Count this wait on the shared poll and say so in its task log: one poll, many waits."""
-        board.waits += 1
-        self._joined = board
-        if self._log is not None:
-            self._log.info("On the shared poll of connection %r (one list of systems every %gs), with %d wait(s) "
-                           "on it in this triggerer now", self._key.conn_id, self._key.poll_interval, board.waits)
 
 
 @dataclass
@@ -178,8 +174,3 @@ async def drive(loop: Generator[Step, Any, T]) -> T:
 def _snapshots_between_drains() -> int:
     """How many snapshots a parked wait lets the manager queue before it takes them: half the queue's bound."""
     return max(1, conf.getint("triggerer", "shared_stream_subscriber_queue_size", fallback=1024) // 2)
-
-
-def _drain_every_s(key: StreamKey) -> float:
-    """A parked wait takes its queued snapshots at least this often: before half the queue's bound."""
-    return key.poll_interval * _snapshots_between_drains()

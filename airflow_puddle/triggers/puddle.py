@@ -160,7 +160,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         time, for ever. ``board``: a private poll's (:meth:`run`), whose stream is read, not parked on.
         """
         key = stream_key(self.puddle_conn_id, self.cloud, self.poll_interval)
-        looks = PollLooks(shared_stream, key, self.system_id, self.system_name, board=board, park=board is None,
+        looks = PollLooks(shared_stream, key, self.system_id, self.system_name, board=board,
                           look_up=self.deadline is not None, log=self.log)
         try:
             if self.deadline is None:
