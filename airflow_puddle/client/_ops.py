@@ -2,7 +2,8 @@
 
 Each operation is a generator (an "op") in a base class: it yields the RPCs to
 make and the sleeps to take, receives the responses, and returns the result.
-It holds all the logic: validation, request building, model wrapping, waits.
+It holds all the logic: validation, request building, model wrapping. A wait is the one wait
+loop of :mod:`airflow_puddle.client.waiting` over :class:`GetLooks` (one GetSystem per interval).
 The drivers that run ops (:class:`SyncDriver`, :class:`AsyncDriver`) and the steps
 they understand live in :mod:`airflow_puddle.client._drivers`.
 """
