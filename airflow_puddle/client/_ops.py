@@ -2,7 +2,8 @@
 
 Each operation is a generator (an "op") in a base class: it yields the RPCs to
 make and the sleeps to take, receives the responses, and returns the result.
-It holds all the logic: validation, request building, model wrapping, waits.
+It holds all the logic: validation, request building, model wrapping. A wait is the one wait
+loop of :mod:`airflow_puddle.client.waiting` over :class:`GetLooks` (one GetSystem per interval).
 The drivers that run ops (:class:`SyncDriver`, :class:`AsyncDriver`) and the steps
 they understand live in :mod:`airflow_puddle.client._drivers`.
 """
@@ -36,7 +37,7 @@ from airflow_puddle.client.models import (
     Tag,
     TagData,
 )
-from airflow_puddle.client.waiting import WaitOutcome, WaitProgress, WaitTracker, log_progress
+from airflow_puddle.client.waiting import Seen, WaitOutcome, WaitProgress, WaitTracker, log_progress
 from airflow_puddle.domain import defaults, validation
 from airflow_puddle.domain.clouds import CloudProvider, cloud_by_id
 from airflow_puddle.domain.errors import (
@@ -157,6 +158,27 @@ def _id_of(value: object, field: str) -> str | None:
     if not isinstance(ident, str):
         raise validation.ValidationFailedError(field, f"must be a {field} object or its id, got {value!r}")
     return ident
+
+
+class GetLooks:
+    """A client wait's looks (:class:`~airflow_puddle.client.waiting.Looks`): one GetSystem per poll
+    interval, a timer's sleep between two, never past the deadline."""
+
+    def __init__(self, get: Callable[[str], Op[System | None]], poll_interval_s: float = 0.0) -> None:
+        self._get, self._interval, self._rest = get, poll_interval_s, False
+
+    def next(self, tracker: WaitTracker) -> Op[tuple[Seen, float]]:
+        if self._rest:
+            yield Sleep(tracker.sleep_for(self._interval, time.time()))
+        self._rest = True
+        seen = yield from self.now(tracker)
+        return seen, time.time()
+
+    def now(self, tracker: WaitTracker) -> Op[Seen]:
+        try:
+            return (yield from self._get(tracker.system_id))
+        except PuddleUnavailableError as err:
+            return err
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,14 +319,6 @@ class SystemsOps(BaseCloudClient):
             return system
         return (yield from self._mutate("TerminateSystem", system_id))
 
-    def _poll(self, tracker: WaitTracker) -> Op[WaitOutcome | None]:
-        """One poll of a wait, judged: an outcome ends the wait, None polls on (Puddle unavailable too)."""
-        try:
-            system = yield from self._get(tracker.system_id)
-        except PuddleUnavailableError as err:
-            return tracker.unavailable(err, time.time())
-        return tracker.observe(system, time.time())
-
     def _wait(
         self,
         system_id: str,
@@ -313,23 +327,20 @@ class SystemsOps(BaseCloudClient):
         poll_interval_s: float,
         on_state: Callable[[WaitProgress], None] | None = None,
     ) -> Op[WaitOutcome]:
-        """The one wait loop: poll, judge, narrate, sleep; transient errors tolerated until the deadline."""
+        """The one wait loop (:meth:`WaitTracker.follow`) over GetSystem looks, a poll interval apart."""
         validation.validate_system_id(system_id)
         tracker = WaitTracker(system_id, target, deadline, time.time(), on_state or log_progress)
-        while True:
-            outcome = yield from self._poll(tracker)
-            if outcome is not None:
-                return outcome
-            yield Sleep(tracker.sleep_for(poll_interval_s, time.time()))
+        return (yield from tracker.follow(GetLooks(self._get, poll_interval_s)))
 
     def _check(
         self, system_id: str, target: WaitTarget, on_state: Callable[[WaitProgress], None] | None,
         deadline: float | None = None,
     ) -> Op[WaitOutcome | None]:
+        """One look judged as a wait would judge it: an outcome, or None (Puddle unavailable too)."""
         validation.validate_system_id(system_id)
         until = math.inf if deadline is None else validation.validate_deadline(deadline, time.time())
-        return (yield from self._poll(WaitTracker(system_id, check_wait_target(target), until, time.time(),
-                                                  on_state or log_progress)))
+        tracker = WaitTracker(system_id, check_wait_target(target), until, time.time(), on_state or log_progress)
+        return tracker.judge((yield from GetLooks(self._get).now(tracker)), time.time())
 
     def _wait_args(
         self, target: object, deadline: object, timeout_s: object, poll_interval_s: object

@@ -1,10 +1,14 @@
-"""The wait engine's judge: one observation in, a verdict and a line of narration out.
+"""The wait engine: the one wait loop and its judge, without I/O.
 
-A wait polls a system until it reaches a :data:`~airflow_puddle.domain.lifecycle.WaitTarget`,
-can no longer reach it, disappears, or its absolute deadline passes. The loop that polls is
-the client's ``wait`` operation (:meth:`SystemsClient.wait` and its async twin); everything
-it decides is decided here, without I/O, so the same judge serves a worker's wait, a
-sensor's single poke and a trigger.
+A wait looks at a system until it reaches a :data:`~airflow_puddle.domain.lifecycle.WaitTarget`,
+can no longer reach it, disappears, or its absolute deadline passes. :meth:`WaitTracker.follow`
+is the loop, written once: take the next look, judge it, narrate. Where looks come from and
+how a wait rests between two are its parameter, a :class:`Looks`: the client's ``wait``
+(:meth:`SystemsClient.wait` and its async twin) takes one GetSystem per poll interval and
+sleeps on a timer; a trigger takes the shared poll's list and parks on its board
+(:mod:`airflow_puddle.triggers.looks`). The loop is a generator of the source's steps, run by
+the client's drivers or the trigger's. A sensor's poke is one look, judged the same
+(:meth:`WaitTracker.judge`).
 
 It narrates like a progress bar: one line at each state change and, while nothing changes,
 a heartbeat line every :attr:`WaitTracker.heartbeat_s` seconds.
@@ -14,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from airflow_puddle.client.models import System
 from airflow_puddle.domain.errors import (
@@ -38,6 +43,27 @@ UNNAMED_NOTE = " (Puddle sent a status code this client has no name for; see the
 
 HEARTBEAT_S = 60.0
 """Seconds between two "still ..." lines while nothing changes."""
+
+Seen = System | None | PuddleError
+"""One look at a system: the system, ``None`` (no such system), or the error Puddle answered with."""
+
+S_co = TypeVar("S_co", covariant=True)
+
+
+class Looks(Protocol[S_co]):
+    """Where a wait's looks come from, and how it rests between two: the one loop's parameter.
+
+    Each method is a generator of the source's steps (the client's ``Rpc`` and ``Sleep``, or a
+    trigger's awaitables), run by the source's driver.
+    """
+
+    def next(self, tracker: WaitTracker, /) -> Generator[S_co, Any, tuple[Seen, float] | None]:
+        """Rest, then the next look and the Unix time it was taken; ``None``: the deadline came first."""
+        ...
+
+    def now(self, tracker: WaitTracker, /) -> Generator[S_co, Any, Seen]:
+        """A look taken now: the one that decides at the deadline."""
+        ...
 
 
 def duration(seconds: float) -> str:
@@ -158,6 +184,34 @@ class WaitTracker:
     def _say(self, kind: ProgressKind, key: str, message: str, now: float) -> None:
         self._said, self._said_at = key, now
         self.on_state(WaitProgress(kind, message, self.system, now - self.started_at, self.deadline - now))
+
+    def follow(self, looks: Looks[S_co]) -> Generator[S_co, Any, WaitOutcome]:
+        """The one wait loop: the next look, judged, until an outcome.
+
+        The deadline holds whatever the source's pace: when it passes before the next look, or
+        after a look taken before it, a look taken now decides, judged at the deadline.
+        """
+        while True:
+            look = yield from looks.next(self)
+            if look is None or look[1] < self.deadline <= time.time():
+                seen, now = (yield from looks.now(self)), max(time.time(), self.deadline)
+            else:
+                seen, now = look[0], time.time()
+            outcome = self.judge(seen, now)
+            if outcome is not None:
+                return outcome
+
+    def judge(self, seen: Seen, now: float) -> WaitOutcome | None:
+        """Judge one look; an outcome ends the wait, ``None`` looks on.
+
+        Puddle unavailable (:class:`PuddleUnavailableError`) is ridden out until the deadline;
+        any other error is permanent, and raised.
+        """
+        if isinstance(seen, PuddleUnavailableError):
+            return self.unavailable(seen, now)
+        if isinstance(seen, PuddleError):
+            raise seen.with_traceback(None)  # may be one poll's error, seen by every wait on it
+        return self.observe(seen, now)
 
     def observe(self, system: System | None, now: float) -> WaitOutcome | None:
         """Judge one poll (``None``: no such system); an outcome ends the wait, ``None`` polls on."""

@@ -19,19 +19,13 @@ loop for the whole lot.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable, Hashable
-from typing import TYPE_CHECKING, Final
 
-from airflow_puddle.hooks.api import System
+from airflow_puddle.hooks.api import AsyncSystemsClient
+from airflow_puddle.triggers.snapshots import EVERY, OUTAGE, SystemsSnapshot, state_key
 
-if TYPE_CHECKING:
-    from airflow_puddle.triggers.stream import SystemsSnapshot
-
-EVERY: Final = object()
-"""A ``seen`` state that any snapshot differs from: wake on the next snapshot."""
-
-OUTAGE: Final = object()
-"""What a wait saw in a failed poll: it wakes when Puddle answers again, not on each failed poll."""
+__all__ = ["EVERY", "OUTAGE", "WAKE_BATCH", "Board"]
 
 WAKE_BATCH = 50
 """Waits woken per turn of the event loop: a woken wait judges, narrates or ends (up to ~0.1 ms each here)."""
@@ -39,17 +33,19 @@ WAKE_BATCH = 50
 _OPEN: dict[Hashable, Board] = {}
 """The board of each running poll in this process, by shared-stream key."""
 
-
-def state_key(system: System | None) -> object:
-    """What a wait's verdict depends on: status and config status (``None``: the list does not show it)."""
-    return None if system is None else (system.status, system.config_status)
+_SERIALS = itertools.count(1)
 
 
 class Board:
-    """The waits parked on one poll's snapshots, by system id, and the number of the newest snapshot."""
+    """One running poll as its waits see it: the waits parked on its snapshots, by system id, the
+    number of its newest snapshot, and its client (for a look at one system)."""
 
     def __init__(self, key: Hashable) -> None:
         self.key = key
+        self.serial = next(_SERIALS)
+        """Tells this poll's snapshots (:attr:`SystemsSnapshot.poll`) from those of another poll of the key."""
+        self.client: AsyncSystemsClient | None = None
+        """The poll's client once it has logged in: a wait's GetSystem of one system goes through it."""
         self.seq = 0
         self.closed = False
         self._parked: dict[str, dict[asyncio.Future[None], object]] = {}
@@ -57,8 +53,6 @@ class Board:
         self._healthy = True
         self.waits = 0
         """Waits that follow this poll (counted from their first snapshot until they end)."""
-        self.latest: SystemsSnapshot | None = None
-        """The newest snapshot published: a wait that joined since has its client for a look at its deadline."""
 
     @classmethod
     def open(cls, key: Hashable) -> Board:
@@ -74,7 +68,6 @@ class Board:
 
     async def publish(self, snapshot: SystemsSnapshot) -> None:
         """Wake the waits ``snapshot`` concerns, :data:`WAKE_BATCH` per loop turn. Call it right after the yield."""
-        self.latest = snapshot
         failed = snapshot.error is not None
         if failed and not snapshot.permanent and not self._healthy:
             due = self._take(lambda system_id, seen: seen is EVERY)  # an outage goes on: nothing new to say
@@ -142,7 +135,7 @@ class Board:
         if self.closed or (last is None and self.seq <= after_seq):
             return await anext(stream)
         snapshot = last if last is not None else await anext(stream)
-        while snapshot.board is self and snapshot.seq < self.seq:
+        while snapshot.poll == self.serial and snapshot.seq < self.seq:
             snapshot = await anext(stream)
         return snapshot
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from airflow_puddle._proto.puddle.v2 import system_service_pb2
 from airflow_puddle.client import PRODUCT_DAI
 from airflow_puddle.client.models import System, TagData
 from airflow_puddle.client.waiting import WaitProgress, WaitTracker, duration
-from airflow_puddle.domain.errors import PuddleUnavailableError, ValidationFailedError
+from airflow_puddle.domain.errors import NotAnEmulatorError, PuddleUnavailableError, ValidationFailedError
 
 DAI = {"product": PRODUCT_DAI, "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
 T0 = 1_000_000.0
@@ -83,6 +84,71 @@ def test_unavailable_polls_on_until_the_deadline_and_says_so_once_a_minute() -> 
     end = judge.unavailable(error, T0 + 150)
     assert end is not None and end.kind == "unavailable" and "unavailable until the deadline" in end.message
     assert judge.sleep_for(5, T0 + 148) == 2  # never sleeps past the deadline
+
+
+class Scripted:
+    """A source of looks from a list: ``next`` hands them out in turn (``None``: the deadline came first)."""
+
+    def __init__(self, nexts: list[Any], now: Any) -> None:
+        self.nexts, self.at_now = list(nexts), now
+        self.calls: list[str] = []
+
+    def next(self, tracker: WaitTracker) -> Generator[str, Any, Any]:
+        self.calls.append("next")
+        yield "rest"
+        return self.nexts.pop(0)
+
+    def now(self, tracker: WaitTracker) -> Generator[str, Any, Any]:
+        self.calls.append("now")
+        yield "look"
+        return self.at_now
+
+
+def run_loop(judge: WaitTracker, looks: Scripted) -> tuple[Any, list[str]]:
+    """Run the loop, answering every step with None: what its driver would do, with no I/O."""
+    loop, steps = judge.follow(looks), []
+    try:
+        while True:
+            steps.append(loop.send(None))
+    except StopIteration as stop:
+        return stop.value, steps
+
+
+def test_the_loop_decides_on_a_look_taken_at_the_deadline() -> None:
+    lines: list[WaitProgress] = []
+    now = time.time()
+    booting, started = system(System.SYSTEM_STATUS_STARTING), system(System.SYSTEM_STATUS_STARTED)
+    # The next look was taken before the deadline but comes after it: a look taken now decides, not that one.
+    late = WaitTracker("sys-1", "started", now - 1, now - 30, lines.append)
+    outcome, _ = run_loop(late, Scripted([(booting, now - 5)], started))
+    assert outcome.kind == "reached" and outcome.elapsed_s >= 30
+    # No look before the deadline (a poll an hour away): the look now decides; still not there: timed out.
+    outcome, _ = run_loop(WaitTracker("sys-1", "started", now - 1, now - 30, lines.append), Scripted([None], booting))
+    assert outcome.kind == "timed_out" and "still Starting" in outcome.message
+    # Looks taken before the deadline are judged as they come; the loop rests between two with the source's steps.
+    early = Scripted([(booting, now), (booting, now), (started, now)], None)
+    outcome, steps = run_loop(WaitTracker("sys-1", "started", now + 60, now, lines.append), early)
+    assert outcome.kind == "reached" and early.calls == ["next"] * 3 and steps == ["rest"] * 3
+
+
+def test_a_permanent_error_ends_the_loop_and_unavailable_does_not() -> None:
+    now = time.time()
+    started = system(System.SYSTEM_STATUS_STARTED)
+    down = PuddleUnavailableError("down")
+    lines: list[WaitProgress] = []
+    outcome, _ = run_loop(WaitTracker("sys-1", "started", now + 60, now, lines.append),
+                          Scripted([(down, now), (down, now), (started, now)], None))
+    assert outcome.kind == "reached" and [p.kind for p in lines] == ["unavailable", "state"]
+    with pytest.raises(NotAnEmulatorError, match="not an emulator"):
+        run_loop(WaitTracker("sys-1", "started", now + 60, now, lines.append),
+                 Scripted([(NotAnEmulatorError("not an emulator"), now)], None))
+
+
+def test_a_client_wait_ends_at_its_deadline_whatever_the_poll_interval(systems: Any) -> None:
+    booting = systems.create("hourly-poll", **DAI)  # Started well within the second
+    started = time.monotonic()
+    outcome = systems.wait(booting.id, "started", deadline=time.time() + 1.0, poll_interval_s=3600)
+    assert outcome.reached and time.monotonic() - started < 5  # a look at the deadline decided
 
 
 def test_durations_read_like_a_person_writes_them() -> None:

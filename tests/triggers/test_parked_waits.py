@@ -12,11 +12,10 @@ import pytest
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
 from airflow_puddle.client.models import TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
-from airflow_puddle.hooks.api import PuddleUnavailableError
-from airflow_puddle.triggers import puddle
-from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
-from airflow_puddle.triggers.stream import SystemsSnapshot
-from airflow_puddle.triggers.wakeups import EVERY, OUTAGE, WAKE_BATCH, Board
+from airflow_puddle.hooks.api import PuddleUnavailableError, WaitTracker
+from airflow_puddle.triggers import looks
+from airflow_puddle.triggers.snapshots import EVERY, OUTAGE, SystemsSnapshot
+from airflow_puddle.triggers.wakeups import WAKE_BATCH, Board
 from tests.triggers.test_shared_stream import INTERVAL, through_manager, trigger
 
 DAI = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
@@ -34,8 +33,8 @@ async def snap(board: Board, systems: dict[str, Any] | None = None, *, error: bo
     """What the poll does with one snapshot: number it, have it queued (the manager's fan-out), publish it."""
     board.seq += 1
     failure = PuddleUnavailableError("down") if error else None
-    snapshot = SystemsSnapshot(time.time(), systems or {}, error=failure, permanent=permanent, seq=board.seq,
-                               board=board)
+    snapshot = SystemsSnapshot(time.time(), systems or {}, error=failure, permanent=permanent, poll=board.serial,
+                               seq=board.seq)
     if queue is not None:
         queue.put_nowait(snapshot)
     await board.publish(snapshot)
@@ -89,7 +88,7 @@ async def test_thousands_of_changes_are_woken_a_batch_per_loop_turn() -> None:
     await snap(board, {})
     waits = [await parked(board, f"s{n}", EVERY) for n in range(3 * WAKE_BATCH + 1)]
     board.seq += 1
-    publishing = asyncio.create_task(board.publish(SystemsSnapshot(time.time(), {}, seq=board.seq, board=board)))
+    publishing = asyncio.create_task(board.publish(SystemsSnapshot(time.time(), {}, poll=board.serial, seq=board.seq)))
     woken = []
     for _ in range(6):
         await asyncio.sleep(0)
@@ -175,13 +174,13 @@ def client(emulator: Any) -> SystemsClient:
 
 def count_judgements(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     judged: dict[str, int] = {}
-    real = PuddleSystemStateTrigger._judge
+    real = WaitTracker.judge
 
-    async def counting(self: PuddleSystemStateTrigger, tracker: Any, snapshot: SystemsSnapshot) -> Any:
+    def counting(self: WaitTracker, seen: Any, now: float) -> Any:
         judged[self.system_id] = judged.get(self.system_id, 0) + 1
-        return await real(self, tracker, snapshot)
+        return real(self, seen, now)
 
-    monkeypatch.setattr(PuddleSystemStateTrigger, "_judge", counting)
+    monkeypatch.setattr(WaitTracker, "judge", counting)
     return judged
 
 
@@ -206,7 +205,7 @@ async def test_a_parked_wait_empties_its_queue_before_the_manager_bound(
     puddle_conn: str, client: SystemsClient, admin: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AIRFLOW__TRIGGERER__SHARED_STREAM_SUBSCRIBER_QUEUE_SIZE", "4")
-    puddle._snapshots_between_drains.cache_clear()
+    looks._snapshots_between_drains.cache_clear()
     try:
         system = client.wait_for_system_started(client.create("queued", **DAI).id)
 
@@ -229,4 +228,4 @@ async def test_a_parked_wait_empties_its_queue_before_the_manager_bound(
             await stopping
         assert event.payload["status"] == "success"
     finally:
-        puddle._snapshots_between_drains.cache_clear()
+        looks._snapshots_between_drains.cache_clear()

@@ -13,6 +13,7 @@ import pytest
 from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
 from airflow_puddle.client.models import System, TagData
 from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+from airflow_puddle.triggers import puddle as trigger_module
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 
 pytestmark = pytest.mark.both_clients
@@ -184,5 +185,7 @@ async def test_on_kill_survives_airflows_repeated_cancel(puddle_conn: str, clien
     kill.cancel()
     with pytest.raises(asyncio.CancelledError):
         await kill
+    (termination,) = trigger_module._BACKGROUND  # goes on after the cancel: fail, wait until Failed, terminate
+    await asyncio.wait_for(asyncio.shield(termination), 30)
     final = await asyncio.to_thread(client.wait_for_system_terminated, booting.id)
     assert final.status_text == "Terminated"
