@@ -14,20 +14,10 @@ module are imported on the first request the API server routes to ``/puddle``.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from airflow.plugins_manager import AirflowPlugin
 
-URL_PREFIX = "/puddle"
-
-
-def base_path() -> str:
-    """The path of ``[api] base_url`` (empty at the root): the Airflow UI's pages and ``/puddle`` live under it."""
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="/") or "/"
-    path = urlsplit(base).path if base.startswith(("http://", "https://")) else base
-    return path.rstrip("/")
+from airflow_puddle.plugins.paths import URL_PREFIX, base_path
 
 
 class LazyApp:

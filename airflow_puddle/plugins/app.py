@@ -24,9 +24,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from airflow_puddle.plugins import base_path
 from airflow_puddle.plugins.access import owners_of, readable_connections, readable_dags
 from airflow_puddle.plugins.board import Board
+from airflow_puddle.plugins.paths import base_path
 from airflow_puddle.plugins.rows import Owner, connection_view
 
 STATIC = Path(__file__).with_name("static")
