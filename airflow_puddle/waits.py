@@ -25,10 +25,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, AirflowTaskTimeout
 
 from airflow_puddle.domain import defaults
 from airflow_puddle.hooks.api import AuthError, PuddleUnavailableError, TlsHandshakeError, WaitOutcome
@@ -41,6 +41,8 @@ DEFER_GRACE_S = 30.0
 """Airflow's own deferral timeout comes this long after the wait's deadline, so the trigger's verdict comes first."""
 
 EventStatus = Literal["success", "failed", "timeout", "unavailable", "error"]
+DeadlineOf = Literal["timeout", "execution_timeout"]
+"""Which limit set a wait's deadline: its own ``timeout``, or what was left of the task's ``execution_timeout``."""
 
 
 class WaitEvent(TypedDict):
@@ -53,6 +55,7 @@ class WaitEvent(TypedDict):
     message: str
     deadline: float
     owns_system: bool
+    deadline_of: NotRequired[DeadlineOf]
 
 
 class PuddleWaitTimeout(AirflowException):
@@ -66,25 +69,51 @@ PERMANENT_ERRORS = (AuthError, TlsHandshakeError)
 """Errors that polling again cannot fix: a wait that meets one ends with an ``error`` event."""
 
 
-def outcome_event(outcome: WaitOutcome, *, deadline: float, owns_system: bool) -> WaitEvent:
+def outcome_event(outcome: WaitOutcome, *, deadline: float, owns_system: bool,
+                  deadline_of: DeadlineOf = "timeout") -> WaitEvent:
     """The event for a wait's outcome; a system that disappeared counts as failed."""
     system = outcome.system.to_dict() if outcome.system is not None else None
     return WaitEvent(status=_STATUS_OF[outcome.kind], target=outcome.target, system_id=outcome.system_id,
-                     system=system, message=outcome.message, deadline=deadline, owns_system=owns_system)
+                     system=system, message=outcome.message, deadline=deadline, owns_system=owns_system,
+                     deadline_of=deadline_of)
 
 
-def error_event(*, target: str, system_id: str, message: str, deadline: float, owns_system: bool) -> WaitEvent:
+def error_event(*, target: str, system_id: str, message: str, deadline: float, owns_system: bool,
+                deadline_of: DeadlineOf = "timeout") -> WaitEvent:
     """The event for a wait that could not go on (a rejected key, a broken connection)."""
     return WaitEvent(status="error", target=target, system_id=system_id, system=None, message=message,
-                     deadline=deadline, owns_system=owns_system)
+                     deadline=deadline, owns_system=owns_system, deadline_of=deadline_of)
+
+
+def wait_deadline(context: Mapping[str, Any], timeout_s: float, execution_timeout: timedelta | None,
+                  start: float) -> tuple[float, DeadlineOf]:
+    """A wait's absolute deadline: ``start + timeout_s``, or the end of the task's ``execution_timeout`` if sooner.
+
+    Airflow does not enforce ``execution_timeout`` while a task is deferred (apache/airflow#69734),
+    so the wait does, from when this try started.
+    """
+    deadline: tuple[float, DeadlineOf] = (start + timeout_s, "timeout")
+    if execution_timeout is None:
+        return deadline
+    started = getattr(context.get("ti"), "start_date", None)
+    began = started.timestamp() if started is not None else start
+    end = began + execution_timeout.total_seconds()
+    return (end, "execution_timeout") if end < deadline[0] else deadline
 
 
 def verdict(event: Mapping[str, Any], *, sensor: bool) -> dict[str, Any]:
-    """The one reading of a wait's end: the system's fields, or the exception the table above gives."""
+    """The one reading of a wait's end: the system's fields, or the exception the table above gives.
+
+    A wait whose deadline was the task's ``execution_timeout`` ends, past it, as Airflow's own
+    ``AirflowTaskTimeout``, naming ``execution_timeout``.
+    """
     status = event.get("status")
     if status == "success":
         return dict(event.get("system") or {})
     message = f"Puddle wait for {event.get('target')} ended {status}: {event.get('message')}"
+    if status in ("timeout", "unavailable") and event.get("deadline_of") == "execution_timeout":
+        raise AirflowTaskTimeout(f"execution_timeout passed while waiting for {event.get('target')} "
+                                 f"(the task's execution_timeout set the wait's deadline): {event.get('message')}")
     if status == "unavailable":
         raise PuddleUnavailableError(message)
     if status == "timeout":

@@ -43,10 +43,12 @@ from airflow_puddle.triggers.puddle import defer_wait
 from airflow_puddle.waits import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    DeadlineOf,
     default_deferrable,
     outcome_event,
     permanent_errors_fail,
     verdict,
+    wait_deadline,
 )
 
 if TYPE_CHECKING:
@@ -79,7 +81,8 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
     :param wait_for_completion: Wait until the system reaches the goal.
     :param deferrable: Wait in the triggerer instead of the worker; default ``[operators] default_deferrable``.
     :param poll_interval: Seconds between status checks.
-    :param timeout: How long to wait in all; enforced while deferred too.
+    :param timeout: How long to wait in all; enforced while deferred too, as is ``execution_timeout``
+        (a wait past it ends with ``AirflowTaskTimeout``).
     :param keep_task_state: After a user's Clear, reconnect to the system an earlier try asked
         for (and keep owning one it created) instead of starting fresh. Retries always reconnect.
     """
@@ -114,14 +117,16 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         self.timeout = timeout
         self.timeout_s = timeout_seconds(timeout)
         self.keep_task_state = check_flag("keep_task_state", keep_task_state)
+        self._deadline_of: DeadlineOf = "timeout"
 
     # ------------------------------------------------------------------ Airflow entry points
 
     def execute(self, context: Context) -> Any:
         self._check()  # every rule that needs no server, before the first call
+        deadline, self._deadline_of = wait_deadline(context, self.timeout_s, self.execution_timeout, time.time())
         with permanent_errors_fail(), self.hook:
             self._begin(context)
-            return self._act(context, time.time() + self.timeout_s)
+            return self._act(context, deadline)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         """Resume after the trigger fired: the wait for the operator's goal ended."""
@@ -154,6 +159,7 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
 
     def _complete(self, context: Context, event: dict[str, Any]) -> Any:
         """The end of the wait for the goal, wherever it ran, read through the one :func:`verdict`."""
+        self._deadline_of = event.get("deadline_of", "timeout")
         if event.get("status") != "success":
             self._on_wait_failure(event)
         data = verdict(event, sensor=False)
@@ -161,6 +167,7 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
 
     def _again(self, context: Context, event: dict[str, Any]) -> Any:
         """The end of a wait on the way: judged by the same verdict, then the operator looks and acts again."""
+        self._deadline_of = event.get("deadline_of", "timeout")
         verdict(event, sensor=False)
         return self._act(context, float(event["deadline"]))
 
@@ -240,10 +247,10 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
             PuddleSystemLink.persist(context, system.default_url)
             defer_wait(self, system_id=system.id, target=target, deadline=deadline,
                        puddle_conn_id=self.puddle_conn_id, cloud=self.cloud, poll_interval=self.poll_interval,
-                       owns_system=owns, method_name=then)
+                       owns_system=owns, method_name=then, deadline_of=self._deadline_of)
         outcome = self._client.wait(system.id, target, deadline=deadline, poll_interval_s=self.poll_interval,
                                     on_state=narrator(self.log))
-        event = dict(outcome_event(outcome, deadline=deadline, owns_system=owns))
+        event = dict(outcome_event(outcome, deadline=deadline, owns_system=owns, deadline_of=self._deadline_of))
         return self._again(context, event) if then == "execute_again" else self._complete(context, event)
 
     def _settle(self, context: Context, system: System, deadline: float) -> Any:

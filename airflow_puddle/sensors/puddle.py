@@ -18,7 +18,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout, AirflowSkipException
+from airflow.sdk.exceptions import (
+    AirflowFailException,
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+)
 
 from airflow_puddle.checks import check_flag, check_target, exactly_one_target, timeout_seconds
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, WAIT_TARGETS, WaitTarget, check_wait_target
@@ -35,10 +40,12 @@ from airflow_puddle.triggers.puddle import defer_wait
 from airflow_puddle.waits import (
     DEFAULT_POLL_INTERVAL,
     DEFAULT_TIMEOUT,
+    DeadlineOf,
     default_deferrable,
     outcome_event,
     permanent_errors_fail,
     verdict,
+    wait_deadline,
 )
 
 if TYPE_CHECKING:
@@ -83,13 +90,15 @@ class _PuddleSensor(PuddleHookUser, BaseSensorOperator):
     def _poke(self, context: Context) -> bool | PokeReturnValue:
         raise NotImplementedError
 
-    def _deadline(self, context: Context) -> float:
-        """When the sensor's ``timeout`` ends: from its first try's start in reschedule mode, else this one's."""
+    def _deadline(self, context: Context) -> tuple[float, DeadlineOf]:
+        """When the wait ends: the sensor's ``timeout`` from its first try's start in reschedule mode (else
+        this one's), or the end of ``execution_timeout`` if sooner; and which of the two it is."""
+        start = self._started_at
         if self.reschedule:
             first = context["ti"].get_first_reschedule_date(context)
             if first is not None:
-                return first.timestamp() + self.timeout
-        return self._started_at + self.timeout
+                start = first.timestamp()
+        return wait_deadline(context, self.timeout, self.execution_timeout, start)
 
     def _narrate(self, progress: WaitProgress) -> None:
         """Tell the task log, and note whether this poke found Puddle unavailable."""
@@ -145,19 +154,25 @@ class PuddleSystemStateSensor(_PuddleSensor):
                 return PokeReturnValue(is_done=True, xcom_value=None)
             raise AirflowFailException(f"no system named {self.system_name!r}: it will not become "
                                        f"{self.target_state}")
-        deadline = self._deadline(context)
+        deadline, deadline_of = self._deadline(context)
         outcome = self._client.check(system_id, self.target_state, on_state=self._narrate, deadline=deadline)
         if outcome is None:
             if self.deferrable:
                 defer_wait(self, system_id=system_id, target=self.target_state, deadline=deadline,
-                           puddle_conn_id=self.puddle_conn_id, cloud=self.cloud, poll_interval=self.poke_interval)
+                           puddle_conn_id=self.puddle_conn_id, cloud=self.cloud, poll_interval=self.poke_interval,
+                           deadline_of=deadline_of)
             return False
-        event = outcome_event(outcome, deadline=deadline, owns_system=False)
+        event = outcome_event(outcome, deadline=deadline, owns_system=False, deadline_of=deadline_of)
         return PokeReturnValue(is_done=True, xcom_value=verdict(event, sensor=True) or None)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Resume after the trigger fired: the same verdict as a poke's."""
-        return verdict(event, sensor=True) or None
+        """Resume after the trigger fired: the same verdict as a poke's (``soft_fail`` skips as a poke's would)."""
+        try:
+            return verdict(event, sensor=True) or None
+        except AirflowTaskTimeout as err:  # not an AirflowException: Airflow's resume would not skip it
+            if self.soft_fail:
+                raise AirflowSkipException("Skipping due to soft_fail is set to True.") from err
+            raise
 
 
 class PuddleConfigTomlUploadedSensor(PuddleSystemStateSensor):

@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Hashable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
@@ -37,7 +37,7 @@ from airflow_puddle.triggers.looks import PollLooks, Watch, drive
 from airflow_puddle.triggers.snapshots import SystemsSnapshot, stream_key
 from airflow_puddle.triggers.stream import poll_systems
 from airflow_puddle.triggers.wakeups import Board
-from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFER_GRACE_S, error_event, outcome_event
+from airflow_puddle.waits import DEFAULT_POLL_INTERVAL, DEFER_GRACE_S, DeadlineOf, error_event, outcome_event
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -69,6 +69,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         a user's kill of the deferred task terminates it, and events say so.
     :param shared: Share one poll per connection, cloud and poll interval in the triggerer
         (default); ``False`` polls this one system on its own (one GetSystem per interval).
+    :param deadline_of: ``timeout`` or ``execution_timeout``: which limit set ``deadline``; events say it.
     """
 
     def __init__(
@@ -83,6 +84,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         owns_system: bool = False,
         shared: bool = True,
         system_name: str | None = None,
+        deadline_of: str = "timeout",
     ) -> None:
         super().__init__()
         if deadline is None and system_id == "" and system_name is not None:
@@ -107,6 +109,9 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         self.poll_interval = validate_poll_interval(poll_interval)
         self.owns_system = check_flag("owns_system", owns_system)  # "false" from a tampered row is no False
         self.shared = check_flag("shared", shared)
+        if deadline_of not in get_args(DeadlineOf):
+            raise ValueError(f"deadline_of: must be one of {', '.join(get_args(DeadlineOf))}, got {deadline_of!r}")
+        self.deadline_of: DeadlineOf = deadline_of  # type: ignore[assignment]  # one of the choices
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -121,13 +126,15 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
                 "owns_system": self.owns_system,
                 "shared": self.shared,
                 "system_name": self.system_name,
+                "deadline_of": self.deadline_of,
             },
         )
 
     def _error(self, message: str) -> TriggerEvent:
         assert self.deadline is not None  # a watcher yields no error events
         return TriggerEvent(error_event(target=self.target, system_id=self.system_id, message=message,
-                                        deadline=self.deadline, owns_system=self.owns_system))
+                                        deadline=self.deadline, owns_system=self.owns_system,
+                                        deadline_of=self.deadline_of))
 
     # ------------------------------------------------------------------ shared stream (Airflow 3.3)
 
@@ -180,7 +187,8 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             except PuddleError as err:
                 yield self._error(f"{type(err).__name__}: {err}")
                 return
-            yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system))
+            yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system,
+                                                   deadline_of=self.deadline_of))
         finally:
             looks.close()
 
@@ -201,7 +209,8 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             return
         finally:
             await client.authorizer.close()
-        yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system))
+        yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system,
+                                                   deadline_of=self.deadline_of))
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: terminate the system if this wait owns it.
@@ -236,7 +245,7 @@ _BACKGROUND: set[asyncio.Task[None]] = set()
 
 def defer_wait(task: BaseOperator, *, system_id: str, target: str, deadline: float, puddle_conn_id: str,
                cloud: str | None, poll_interval: float, owns_system: bool = False,
-               method_name: str = "execute_complete") -> None:
+               method_name: str = "execute_complete", deadline_of: DeadlineOf = "timeout") -> None:
     """Hand the wait to the triggerer until ``deadline``; the task resumes in ``method_name`` with its event.
 
     Everything the resumption needs is in the trigger and its event, not in ``defer`` kwargs
@@ -245,7 +254,7 @@ def defer_wait(task: BaseOperator, *, system_id: str, target: str, deadline: flo
     task.defer(
         trigger=PuddleSystemStateTrigger(
             system_id=system_id, target=target, deadline=deadline, puddle_conn_id=puddle_conn_id, cloud=cloud,
-            poll_interval=poll_interval, owns_system=owns_system,
+            poll_interval=poll_interval, owns_system=owns_system, deadline_of=deadline_of,
         ),
         method_name=method_name,
         timeout=timedelta(seconds=max(1.0, deadline - time.time()) + DEFER_GRACE_S),

@@ -121,7 +121,8 @@ def test_serialize_round_trip_holds_no_secret() -> None:
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)
     assert kwargs == {"system_id": "sys-1", "target": "stopped", "deadline": deadline, "puddle_conn_id": "my_puddle",
-                      "cloud": "gcp", "poll_interval": 2.0, "owns_system": True, "shared": True, "system_name": None}
+                      "cloud": "gcp", "poll_interval": 2.0, "owns_system": True, "shared": True, "system_name": None,
+                      "deadline_of": "timeout"}
     json.dumps(kwargs)  # plain JSON values only
     text = json.dumps(kwargs).lower()
     assert not any(word in text for word in ("secret", "password", "token", DEFAULT_API_SECRET_KEY))
