@@ -236,12 +236,17 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         return changed
 
     def _wait(self, context: Context, system: System, target: WaitTarget, deadline: float, *,
-              owns: bool = False, then: str = "execute_complete") -> Any:
+              then: str = "execute_complete") -> Any:
         """Wait for ``target``, in the triggerer (deferrable) or here, then resume in ``then`` with the event.
 
-        ``then`` is ``execute_complete`` for the operator's goal, ``execute_again`` for a wait on the
-        way. ``owns`` marks a system this try created, for :meth:`_on_wait_failure`.
+        ``then`` is ``execute_complete`` for the operator's goal (no wait with ``wait_for_completion``
+        off: the system's dict at once), ``execute_again`` for a wait on the way. A goal's wait carries
+        whether this task instance owns the system (:meth:`_owned`), for :meth:`_on_wait_failure`.
         """
+        goal = then == "execute_complete"
+        if goal and not self.wait_for_completion:
+            return self._result(context, system.to_dict())
+        owns = goal and self._owned(system.id)
         if self.deferrable:
             # Airflow resolves the extra link when a task defers: give it a value meanwhile.
             PuddleSystemLink.persist(context, system.default_url)
@@ -251,18 +256,12 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         outcome = self._client.wait(system.id, target, deadline=deadline, poll_interval_s=self.poll_interval,
                                     on_state=narrator(self.log))
         event = dict(outcome_event(outcome, deadline=deadline, owns_system=owns, deadline_of=self._deadline_of))
-        return self._again(context, event) if then == "execute_again" else self._complete(context, event)
+        return self._complete(context, event) if goal else self._again(context, event)
 
     def _settle(self, context: Context, system: System, deadline: float) -> Any:
         """Wait until a system in some unrelated transition is stable, then act anew (:meth:`execute_again`)."""
         self.log.info("System %s is %s; waiting for it to settle", system.name, system.status_text)
         return self._wait(context, system, SETTLED, deadline, then="execute_again")
-
-    def _finish(self, context: Context, system: System, target: WaitTarget, deadline: float) -> Any:
-        """Wait for the goal ``target`` (unless ``wait_for_completion`` is off) and return the system's dict."""
-        if not self.wait_for_completion:
-            return self._result(context, system.to_dict())
-        return self._wait(context, system, target, deadline, owns=self._owned(system.id))
 
     def _result(self, context: Context, data: dict[str, Any]) -> dict[str, Any]:
         """Publish the system's URL for the link and return the dict for XCom."""
@@ -282,10 +281,10 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
         goal = WAIT_TARGETS[target].code
         if system.status in MOVING_TOWARD[target]:
             self.log.info("System %s is already %s; waiting for it", system.name, system.status_text)
-            return self._finish(context, system, target, deadline)
+            return self._wait(context, system, target, deadline)
         if not again and system.status == goal:
             self.log.info("System %s is already %s; nothing to do", system.name, system.status_text)
             return self._result(context, system.to_dict())
         if system.status not in STABLE_SYSTEM_STATUSES:
             return self._settle(context, system, deadline)
-        return self._finish(context, self._call(action, system), target, deadline)
+        return self._wait(context, self._call(action, system), target, deadline)

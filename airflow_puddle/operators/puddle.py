@@ -93,12 +93,9 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         self.tags = tags
         self.terminate_on_failure = check_flag("terminate_on_failure", terminate_on_failure)
 
-    def execute(self, context: Context) -> Any:
-        self.system_name = self.name  # the name may have been templated
-        return super().execute(context)
-
     def _check(self) -> None:
         """Every create rule, on the rendered values, before the ListSystems that looks for a same-name system."""
+        self.system_name = self.name  # the name may have been templated
         tags = tag_data(self.tags)
         validate_create(
             name=self.name, disk_size_gb=self.disk_size_gb, image_id=self.image_id, product=self.product,
@@ -149,7 +146,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         self._requests.write("create", system.id, created=True)
         self.log.info("Created system %s (%s) on %s", system.name, system.id, system.cloud)
         record_owner(context, system.id, self.puddle_conn_id)
-        return self._finish(context, system, "started", deadline)
+        return self._wait(context, system, "started", deadline)
 
     def _adopt(self, context: Context, existing: System, deadline: float) -> Any:
         """Take over a same-name system if it is what this task asks for; replace it if it failed and we may."""
@@ -269,7 +266,7 @@ class PuddleUpdateConfigTomlOperator(PuddleBaseSystemOperator):
             return self._reach(context, "started", "restart", deadline, system)
         if not self._asked("update_config_toml"):
             system = self._call("update_config_toml", system, self.config_toml)
-        return self._finish(context, system, CONFIG_UPLOADED, deadline)
+        return self._wait(context, system, CONFIG_UPLOADED, deadline)
 
     def _after_wait(self, context: Context, data: dict[str, Any], target: str, deadline: float) -> Any:
         if target != CONFIG_UPLOADED or not self.restart:

@@ -29,21 +29,21 @@ RETRY = dict(retries=1, retry_delay=timedelta(0))
 class CrashAfterCreate(PuddleCreateSystemOperator):
     """Try 1 dies once Puddle accepted the create; its system is then set to fail on its way up."""
 
-    def _finish(self, context, system, target, deadline):
+    def _wait(self, context, system, target, deadline, **kw):
         if context["ti"].try_number == 1:
             if os.environ.get("FAIL_IT"):
                 Admin(os.environ["EMULATOR"]).fail_next_transition(system.id)
             if os.environ.get("LOSE_ANSWER"):  # died before the create's answer was recorded
                 self._requests.write("create", "", created=True, name=self.name)
             raise RuntimeError("worker lost")
-        return super()._finish(context, system, target, deadline)
+        return super()._wait(context, system, target, deadline, **kw)
 
 
 class CrashAfterRestart(PuddleRestartSystemOperator):
-    def _finish(self, context, system, target, deadline):
+    def _wait(self, context, system, target, deadline, **kw):
         if context["ti"].try_number == 1:
             raise RuntimeError("worker lost")
-        return super()._finish(context, system, target, deadline)
+        return super()._wait(context, system, target, deadline, **kw)
 '''
 
 
