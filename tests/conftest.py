@@ -103,6 +103,14 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture
+def client(emulator: EmulatorServer) -> Iterator[SystemsClient]:
+    """A sync client of our own on the test's emulator, to set up and look at its systems from outside Airflow."""
+    auth = Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY)
+    yield SystemsClient(CLOUD_AWS, authorizer=auth)
+    auth.close()
+
+
+@pytest.fixture
 def admin(emulator: EmulatorServer) -> Iterator[Admin]:
     client = Admin(emulator.address)
     yield client

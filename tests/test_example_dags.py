@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client import SystemsClient
 from airflow_puddle.client.models import System, TagData
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
 from tests.conftest import Admin, load_dag
 
@@ -42,12 +40,6 @@ def _airflow_logging_configured() -> None:
     import airflow.sdk  # noqa: F401
 
 
-@pytest.fixture
-def client(emulator: EmulatorServer) -> Iterator[SystemsClient]:
-    """A client of our own, to look at (and set up) the emulator's systems from outside Airflow."""
-    auth = Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY)
-    yield SystemsClient(CLOUD_AWS, authorizer=auth)
-    auth.close()
 
 
 def load_example(name: str, mode: str, monkeypatch: pytest.MonkeyPatch) -> Any:

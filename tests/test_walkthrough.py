@@ -20,10 +20,8 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client import SystemsClient
 from airflow_puddle.client.models import TagData
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
-from airflow_puddle.emulator.server import EmulatorServer
 from tests.conftest import load_dag
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,11 +129,9 @@ def test_a_deferred_create_in_a_worker_enters_the_hops_in_order() -> None:
 
 
 @pytest.mark.usefixtures("puddle_conn")
-def test_a_wait_in_a_triggerer_enters_the_hops_in_order(emulator: EmulatorServer) -> None:
+def test_a_wait_in_a_triggerer_enters_the_hops_in_order(client: SystemsClient) -> None:
     from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
 
-    client = SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID,
-                                                            DEFAULT_API_SECRET_KEY))
     system = client.create("walkthrough-wait", product="dai", version="1.11.1", instance_type_name="m5.2xlarge",
                            tags=[TagData("Team", "ml")])
     wait = PuddleSystemStateTrigger(system_id=system.id, target="started", deadline=time.time() + 60,

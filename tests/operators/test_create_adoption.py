@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client import SystemsClient
 from airflow_puddle.client.models import System, TagData
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
-from airflow_puddle.emulator.server import EmulatorServer
 from airflow_puddle.operators.puddle import PuddleCreateSystemOperator
 from tests.operators.test_operators import run_dag
 
@@ -19,9 +17,6 @@ pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.both_clients]
 ASK = {"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": [TagData("Team", "ml")]}
 
 
-@pytest.fixture
-def client(emulator: EmulatorServer) -> SystemsClient:
-    return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
 
 
 def _output(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:

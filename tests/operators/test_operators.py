@@ -49,14 +49,8 @@ def xcoms(run: Any) -> list[Any]:
         return [(r.task_id, r.key, r.value) for r in rows]
 
 
-@pytest.fixture
-def client(emulator: EmulatorServer) -> SystemsClient:
-    return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
 
 
-@pytest.fixture(params=[False, True], ids=["worker", "deferred"])
-def deferrable(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
 
 
 def test_every_operator_is_idempotent(puddle_conn: str, client: SystemsClient, deferrable: bool) -> None:

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client import SystemsClient
 from airflow_puddle.client.models import System, TagData
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.emulator.server import EmulatorServer
 from tests.operators.test_operators import run_dag
 
@@ -47,14 +46,8 @@ class CrashAfterRestart(PuddleRestartSystemOperator):
 '''
 
 
-@pytest.fixture
-def client(emulator: EmulatorServer) -> SystemsClient:
-    return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
 
 
-@pytest.fixture(params=[False, True], ids=["worker", "deferred"])
-def deferrable(request: pytest.FixtureRequest) -> bool:
-    return bool(request.param)
 
 
 def systems_named(tmp_path: Path, name: str) -> list[tuple[str, int]]:
@@ -120,3 +113,51 @@ CrashAfterRestart(task_id="restart", system_id="{system.id}", **COMMON, **RETRY)
     text = output(capfd, caplog)
     assert text.count("Asked Puddle to restart system durable-restart") == 1  # not restarted again
     assert "Try 1 asked Puddle to restart system durable-restart" in text
+
+
+EACH = '''
+class CrashAfterRequest:
+    """Try 1 dies once Puddle accepted the request, before the wait for the goal."""
+
+    def _wait(self, context, system, target, deadline, **kw):
+        if context["ti"].try_number == 1 and kw.get("then", "execute_complete") == "execute_complete":
+            raise RuntimeError("worker lost")
+        return super()._wait(context, system, target, deadline, **kw)
+
+
+class Start(CrashAfterRequest, PuddleStartSystemOperator): pass
+class Stop(CrashAfterRequest, PuddleStopSystemOperator): pass
+class Terminate(CrashAfterRequest, PuddleTerminateSystemOperator): pass
+class UpdateConfig(CrashAfterRequest, PuddleUpdateConfigTomlOperator): pass
+'''
+
+CASES = {  # operator, its extra arguments, the state it starts from, what it asks for, the state it ends in
+    "start": ("Start", "", "stopped", ["start"], "Started"),
+    "stop": ("Stop", "", "started", ["stop"], "Stopped"),
+    "terminate": ("Terminate", "", "started", ["terminate"], "Terminated"),
+    "update-config-toml": ("UpdateConfig", 'config_toml="max_runtime_minutes = 5", restart=True,', "started",
+                           ["update config toml", "restart"], "Started"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_retry_after_a_crash_asks_puddle_once_and_ends_in_the_goal(
+    case: str, puddle_conn: str, client: SystemsClient, deferrable: bool, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    operator, extra, start, asks, goal = CASES[case]
+    name = f"durable-{case}"
+    system = client.wait_for_system_started(client.create(name, product="dai", version="1.11.1",
+                                                          instance_type_name="m5.2xlarge",
+                                                          tags=[TagData("Team", "ml")]).id)
+    if start == "stopped":
+        client.wait_for_system_stopped(client.stop(system.id).id)
+    run, states = run_dag(f"durable_{case.replace('-', '_')}_{int(deferrable)}", deferrable, CRASHES + EACH + f"""
+{operator}(task_id="op", system_id="{system.id}", {extra} **COMMON, **RETRY)
+""")
+    assert states == {"op": "success"} and tries(run, "op") == 2
+    text = output(capfd, caplog)
+    for action in asks:  # each request once, over both tries
+        assert text.count(f"Asked Puddle to {action} system {name}") == 1, action
+    found = client.get(system.id)
+    assert (found.status_text if found is not None else "Terminated") == goal

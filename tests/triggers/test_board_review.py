@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from airflow.triggers.shared_stream import SharedStreamManager
 
-from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
+from airflow_puddle.client import SystemsClient
 from airflow_puddle.hooks.puddle import PuddleHook
 from airflow_puddle.triggers import wakeups
 from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
@@ -26,9 +25,6 @@ def _no_stale_boards() -> Any:
     wakeups._OPEN.clear()
 
 
-@pytest.fixture
-def client(emulator: Any) -> SystemsClient:
-    return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
 
 
 def slow_logins(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from airflow_puddle.client import CLOUD_AWS, Authorizer, SystemsClient
+from airflow_puddle.client import SystemsClient
 from airflow_puddle.client.models import TagData
-from airflow_puddle.emulator import DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY
 from airflow_puddle.hooks.api import PuddleUnavailableError, WaitTracker
 from airflow_puddle.triggers import looks
 from airflow_puddle.triggers.snapshots import EVERY, OUTAGE, SystemsSnapshot
@@ -167,9 +166,6 @@ async def test_a_closed_board_wakes_everyone_and_hands_over_to_the_stream() -> N
 # --------------------------------------------------------------------------- through the manager
 
 
-@pytest.fixture
-def client(emulator: Any) -> SystemsClient:
-    return SystemsClient(CLOUD_AWS, authorizer=Authorizer(emulator.address, DEFAULT_API_KEY_ID, DEFAULT_API_SECRET_KEY))
 
 
 def count_judgements(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
