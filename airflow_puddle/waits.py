@@ -56,6 +56,8 @@ class WaitEvent(TypedDict):
     deadline: float
     owns_system: bool
     deadline_of: NotRequired[DeadlineOf]
+    cleanup: NotRequired[str]
+    """Only when the triggerer terminated the system this task owns after its wait failed: how that went."""
 
 
 class PuddleWaitTimeout(AirflowException):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_puddle.checks import check_flag, timeout_seconds
-from airflow_puddle.domain.defaults import DISK_SIZE_GB, IDLE_INTERVAL_MIN
+from airflow_puddle.domain.defaults import DISCARD_TIMEOUT_S, DISK_SIZE_GB, IDLE_INTERVAL_MIN
 from airflow_puddle.domain.lifecycle import CONFIG_UPLOADED, MOVING_TOWARD, STABLE_SYSTEM_STATUSES
 from airflow_puddle.hooks.api import (
     AlreadyExistsError,
@@ -185,12 +185,17 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
                 for what, want in wanted.items() if want is not None and has[what] != want]
 
     def _on_wait_failure(self, event: dict[str, Any]) -> None:
-        if event.get("owns_system"):
-            self._terminate(str(event.get("system_id")), f"its wait failed ({event.get('message')})")
+        if not event.get("owns_system"):
+            return
+        if "cleanup" in event:  # a deferred wait: the triggerer terminated it, so this worker does not wait
+            self.log.warning("Cleaning up system %s that this task created, in the triggerer (its wait failed): %s",
+                             event.get("system_id"), event["cleanup"])
+            return
+        self._terminate(str(event.get("system_id")), f"its wait failed ({event.get('message')})")
 
     def _terminate(self, system_id: str, why: str) -> None:
         try:
-            self._client.discard(system_id, timeout_s=120)
+            self._client.discard(system_id, timeout_s=DISCARD_TIMEOUT_S)
             self.log.warning("Terminating system %s that this task created: %s", system_id, why)
         except PuddleError as term_err:
             self.log.warning("Could not terminate system %s: %s", system_id, term_err)

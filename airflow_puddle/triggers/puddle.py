@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, get_args
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_puddle.checks import check_flag, exactly_one_target
+from airflow_puddle.domain.defaults import DISCARD_TIMEOUT_S
 from airflow_puddle.domain.lifecycle import check_wait_target
 from airflow_puddle.hooks.api import (
     PuddleError,
+    WaitOutcome,
     WaitTracker,
     narrator,
     validate_deadline,
@@ -187,8 +189,7 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             except PuddleError as err:
                 yield self._error(f"{type(err).__name__}: {err}")
                 return
-            yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system,
-                                                   deadline_of=self.deadline_of))
+            yield await self._ended(outcome)
         finally:
             looks.close()
 
@@ -209,8 +210,17 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             return
         finally:
             await client.authorizer.close()
-        yield TriggerEvent(outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system,
-                                                   deadline_of=self.deadline_of))
+        yield await self._ended(outcome)
+
+    async def _ended(self, outcome: WaitOutcome) -> TriggerEvent:
+        """The wait's event. A wait that failed on a system this task owns terminates it here first, so the
+        task's cleanup never waits in a worker; the event says how that went (``cleanup``)."""
+        assert self.deadline is not None
+        event = outcome_event(outcome, deadline=self.deadline, owns_system=self.owns_system,
+                              deadline_of=self.deadline_of)
+        if self.owns_system and event["status"] != "success":
+            event["cleanup"] = await self._terminate_owned(f"its wait failed ({outcome.message})")
+        return TriggerEvent(event)
 
     async def on_kill(self) -> None:
         """A user killed the deferred task: terminate the system if this wait owns it.
@@ -222,24 +232,33 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
         if not self.owns_system:
             self.log.info("Task killed; Puddle carries on with system %s", self.system_id)
             return
-        task = asyncio.create_task(self._discard(), name=f"puddle-discard-{self.system_id}")
+        task = asyncio.create_task(self._terminate_owned("the task was killed"),
+                                   name=f"puddle-discard-{self.system_id}")
         _BACKGROUND.add(task)
         task.add_done_callback(_BACKGROUND.discard)
         await asyncio.shield(task)
 
-    async def _discard(self) -> None:
-        client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
+    async def _terminate_owned(self, why: str) -> str:
+        """Terminate the system this task created (``discard``: a system mid-boot is failed first); say how it went."""
+        self.log.warning("Terminating system %s for the task that created it: %s", self.system_id, why)
         try:
-            self.log.warning("Task killed: terminating system %s that this task created", self.system_id)
-            await client.discard(self.system_id, timeout_s=120)
-            self.log.warning("Task killed: system %s is terminating", self.system_id)
+            client = await PuddleHook(self.puddle_conn_id, cloud=self.cloud).aget_systems_client()
+        except Exception as err:  # a broken connection: say so, the task's verdict stands
+            said = f"could not terminate it: connection {self.puddle_conn_id!r}: {err}"
+            self.log.warning("System %s: %s", self.system_id, said)
+            return said
+        try:
+            await client.discard(self.system_id, timeout_s=DISCARD_TIMEOUT_S)
+            said = "it is terminating"
         except PuddleError as err:
-            self.log.warning("Task killed; could not terminate system %s: %s", self.system_id, err)
+            said = f"could not terminate it: {err}"
         finally:
             await client.authorizer.close()
+        self.log.warning("System %s: %s", self.system_id, said)
+        return said
 
 
-_BACKGROUND: set[asyncio.Task[None]] = set()
+_BACKGROUND: set[asyncio.Task[Any]] = set()
 """Terminations started by :meth:`PuddleSystemStateTrigger.on_kill`, kept referenced until they end."""
 
 
@@ -257,5 +276,7 @@ def defer_wait(task: BaseOperator, *, system_id: str, target: str, deadline: flo
             poll_interval=poll_interval, owns_system=owns_system, deadline_of=deadline_of,
         ),
         method_name=method_name,
-        timeout=timedelta(seconds=max(1.0, deadline - time.time()) + DEFER_GRACE_S),
+        # An owned system's wait may end by terminating it (up to DISCARD_TIMEOUT_S) before its event.
+        timeout=timedelta(seconds=max(1.0, deadline - time.time()) + DEFER_GRACE_S
+                          + (DISCARD_TIMEOUT_S if owns_system else 0.0)),
     )

@@ -112,7 +112,8 @@ PuddleCreateSystemOperator(task_id="create", name="adopt-me", terminate_on_failu
 
 
 def test_failed_create_terminates_only_what_it_created(
-    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deferrable: bool, puddle_client: str
+    airflow_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deferrable: bool, puddle_client: str,
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     # A slow emulator: each transition step lasts 2 s, so a 1 s timeout always expires mid-create.
     with EmulatorServer(port=0, db_path=str(tmp_path / "slow.sqlite"), step_seconds=2) as slow:
@@ -129,6 +130,10 @@ PuddleCreateSystemOperator(task_id="keep", name="kept", timeout=timedelta(second
         # Initializing cannot be terminated: the operator marks it failed first, then terminates it.
         assert "too-slow" not in by_name or by_name["too-slow"].status_text == "Terminating", by_name
         assert by_name["kept"].status_text == "Initializing"  # no terminate_on_failure: left alone
+        # Deferred, the triggerer terminates it before its event: the worker that resumes does not wait.
+        text = caplog.text + "".join(capfd.readouterr())
+        assert ("that this task created, in the triggerer (its wait failed): it is terminating" in text) == deferrable
+        assert text.count("that this task created") == 1  # one cleanup, said once in the task's own words
 
 
 def test_operator_errors_are_clear(puddle_conn: str, client: SystemsClient) -> None:
