@@ -27,6 +27,7 @@ import importlib.metadata
 import logging
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,12 @@ def train(system: dict[str, Any], params: dict[str, Any] | None = None) -> dict[
     }
 
 
+# A retry reconnects to the system the first try asked for, by id, and keeps owning it (the task
+# state store): use retries. They also recover from an Airflow race (apache/airflow#72716) that
+# can fail a task the moment it defers.
+RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=5)}
+
+
 with DAG(
     dag_id="puddle_h2o3_train_pipeline",
     description="Create an H2O-3 system, train a GBM on it and export the MOJO, terminate it (even on failure)",
@@ -127,6 +134,7 @@ with DAG(
         idle_interval=60,
         terminate_on_failure=True,
         deferrable=True,
+        **RETRIES,
         poll_interval=POLL_INTERVAL,
     ).as_setup()
 
@@ -137,6 +145,7 @@ with DAG(
         puddle_conn_id=CONN_ID,
         system_id="{{ ti.xcom_pull(task_ids='create_system')['id'] }}",
         poll_interval=POLL_INTERVAL,
+        **RETRIES,
     ).as_teardown(setups=create_system)
 
     trained >> terminate_system

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import pendulum
@@ -95,6 +96,12 @@ def train_model(system: dict[str, Any], params: dict[str, Any] | None = None) ->
         }
 
 
+# A retry reconnects to the system the first try asked for, by id, and keeps owning it (the task
+# state store): use retries. They also recover from an Airflow race (apache/airflow#72716) that
+# can fail a task the moment it defers.
+RETRIES: dict[str, Any] = {"retries": 2, "retry_delay": timedelta(seconds=5)}
+
+
 with DAG(
     dag_id="puddle_train_pipeline",
     description="Create a DAI system, train on it, terminate it (even when training fails)",
@@ -118,6 +125,7 @@ with DAG(
         idle_interval=60,
         terminate_on_failure=True,
         poll_interval=POLL_INTERVAL,
+        **RETRIES,
     ).as_setup()
 
     trained = train_model(create_system.output)
@@ -128,6 +136,7 @@ with DAG(
         # ``create_system.output["id"]`` would pull the XCom *key* "id"; the id is a field of the dict.
         system_id="{{ ti.xcom_pull(task_ids='create_system')['id'] }}",
         poll_interval=POLL_INTERVAL,
+        **RETRIES,
     ).as_teardown(setups=create_system)
 
     trained >> terminate_system

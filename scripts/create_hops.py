@@ -7,7 +7,7 @@ poll) against an in-process emulator. A profiler records each distinct function 
 generated protobuf code and comprehensions left out). "Hops" leaves out too what a reader reads
 beside the path rather than along it (``BRANCHES``: data accessors, checks, the task state store
 record, the owner and the link, the connection's fields, narration, closing). ``--list`` prints the
-hops, ``--all`` every function. ``docs/architecture.md`` walks thirty of the hops, named and in order,
+hops, ``--all`` every function. ``docs/architecture.md`` walks 27 of the hops, named and in order,
 and names the rest beside them; ``tests/test_walkthrough.py`` checks that walk against real runs.
 Prints figures only.
 """

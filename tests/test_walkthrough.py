@@ -26,11 +26,10 @@ from tests.conftest import load_dag
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## One data path: a deferred create, function by function"
-TRIGGERER = range(17, 27)
+TRIGGERER = range(15, 24)
 """The hops that run in the triggerer (the rest run in a worker)."""
 
-COMEBACKS = {"operators.base", "operators.puddle", "client.clients", "client._ops", "triggers.puddle",
-             "triggers.looks", "client.waiting", "waits"}
+COMEBACKS = {"operators.base", "triggers.looks", "client.waiting", "waits"}
 """The modules the walkthrough says a reader comes back to."""
 
 DAG = '''

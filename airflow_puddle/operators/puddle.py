@@ -1,8 +1,8 @@
 """Operators that create, start, stop, restart and terminate Puddle systems.
 
-Each operator looks at the system first and only asks Puddle for what is still
-missing, waiting on a system already moving toward the goal, so a retried task
-does not repeat work. What each try asked for is kept in Airflow's task state
+Each operator only asks Puddle for what is still missing (create asks, and adopts
+the same-name system when Puddle says the name exists), waiting on a system already
+moving toward the goal, so a retried task does not repeat work. What each try asked for is kept in Airflow's task state
 store (:mod:`.record`), so a retry after a crash reconnects by id, keeps owning a
 system it created, and does not repeat a restart. Every wait runs in the worker
 (``deferrable=False``) or in the triggerer (``deferrable=True``), with one absolute
@@ -94,7 +94,7 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         self.terminate_on_failure = check_flag("terminate_on_failure", terminate_on_failure)
 
     def _check(self) -> None:
-        """Every create rule, on the rendered values, before the ListSystems that looks for a same-name system."""
+        """Every create rule, on the rendered values, before the first call."""
         self.system_name = self.name  # the name may have been templated
         tags = tag_data(self.tags)
         validate_create(
@@ -104,11 +104,11 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
         )
 
     def _act(self, context: Context, deadline: float) -> Any:
-        existing = self._recorded() or self._answered() or self._client.find_by_name(self.name)
+        existing = self._recorded() or self._answered()
         if existing is None:
-            try:
+            try:  # one CreateSystem; a name in use is Puddle's to say, in the same call
                 return self._create(context, deadline)
-            except AlreadyExistsError:  # another task created it first: adopt theirs
+            except AlreadyExistsError:  # that name exists (an earlier run's, or another task won a race)
                 self._requests.forget()  # the create this task sent made nothing
                 existing = self._client.find_by_name(self.name)
                 if existing is None:

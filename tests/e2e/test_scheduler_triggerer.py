@@ -96,7 +96,7 @@ with DAG(
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
-    # No retries: a retry would adopt the system by name (not own it), and this DAG is about the first try.
+    # No retries: this DAG is about a user's kill of the first try.
     default_args={{"retries": 0}},
 ):
     PuddleCreateSystemOperator(

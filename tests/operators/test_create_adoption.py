@@ -71,8 +71,8 @@ class _TaskInstance:
 
 def test_two_tasks_creating_one_name_both_succeed_with_one_system(puddle_conn: str, client: SystemsClient,
                                                                   admin: Any) -> None:
-    # Slow name lookups so that both tasks find no system, then both create: one wins, the other adopts.
-    admin.set_latency("ListSystems", 0.5)
+    # Slow creates, so that both are in flight at once: one wins, the other is told the name exists and adopts.
+    admin.set_latency("CreateSystem", 0.5)
     ops = [PuddleCreateSystemOperator(task_id=f"t{n}", name="adopt-race", poll_interval=0.05, deferrable=False,
                                       **{**ASK, "tags": {"Team": "ml"}}) for n in range(2)]
     results: list[Any] = [None, None]
@@ -88,7 +88,7 @@ def test_two_tasks_creating_one_name_both_succeed_with_one_system(puddle_conn: s
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    admin.set_latency("ListSystems", 0)
+    admin.set_latency("CreateSystem", 0)
     assert all(isinstance(r, dict) for r in results), results
     assert results[0]["id"] == results[1]["id"]
     assert [s.name for s in client.list()] == ["adopt-race"]

@@ -29,7 +29,7 @@ REFUSED = {
                                                             "got 'None'"),
     "tag_rendered_huge": ("C(tags={'Team': '{{ \"x\" * 1000 }}'})",
                           "value of tag 'Team' must be at most 256 characters, got 1,000"),
-    # create's simple rules, before the ListSystems that looks for a same-name system
+    # create's simple rules, before its CreateSystem
     "disk": ("C(disk_size_gb=10)", "disk_size_gb: must be between 256 and 1024 GB, got 10"),
     "no_version": ("C(version=None)", "version: is required when image is not set"),
     "product_spark": ("C(product='spark')", "product: must be one of dai, h2o3, got 'spark'"),
