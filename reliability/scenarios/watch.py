@@ -55,9 +55,9 @@ def _triggerers(stack: Stack) -> list[str]:
     return sorted(n for n in stack.deployment.services if n.startswith("triggerer-"))
 
 
-def _stop_triggerers(stack: Stack) -> None:
-    for name in _triggerers(stack):
-        stack.deployment.services[name].stop(signal.SIGTERM)
+def _stop_triggerers(stack: Stack) -> list[str]:
+    """SIGTERM every triggerer by pid; what had to be SIGKILLed after the grace period."""
+    return [k for name in _triggerers(stack) for k in stack.deployment.services[name].stop(signal.SIGTERM)]
 
 
 def run(stack: Stack) -> list[Row]:
@@ -71,7 +71,7 @@ def run(stack: Stack) -> list[Row]:
         wait_until("the watcher's first look in the asset state store", lambda: _mark(stack, asset_id, system_id),
                    TIMEOUT_S, 1.0, dep.diagnostics)
         names = _triggerers(stack)
-        _stop_triggerers(stack)  # every triggerer
+        killed = _stop_triggerers(stack)  # every triggerer
         admin.fail_next_transition(system_id)
         client.stop(system_id)
         failed = client.wait(system_id, "failed", timeout_s=60)
@@ -80,7 +80,7 @@ def run(stack: Stack) -> list[Row]:
         wait_until("the asset event", lambda: _events(stack, asset_id) or None, TIMEOUT_S, 1.0, dep.diagnostics)
         time.sleep(QUIET_S)
         after_restart = len(_events(stack, asset_id))
-        _stop_triggerers(stack)  # and again, now that it was reported; then both triggerers, as before
+        killed += _stop_triggerers(stack)  # and again, now that it was reported; then both triggerers, as before
         jobs = {dep.start_triggerer(name) for name in names}
         wait_until("the watcher on a new triggerer", lambda: _watcher_on(stack, asset_id, jobs), TIMEOUT_S, 1.0,
                    dep.diagnostics)
@@ -94,7 +94,8 @@ def run(stack: Stack) -> list[Row]:
     systems = named(stack, EMULATOR, WATCH_NAME)
     reported = [(e.get("extra") or {}).get("payload", {}).get("system_id") for e in events]
     observed = (f"{WATCH_NAME} ({system_id}) {failed.system.status_text if failed.system else '?'} while "
-                f"{len(names)} triggerers were stopped; triggerer job {first} started: {after_restart} asset "
+                f"{len(names)} triggerers were stopped (SIGKILLed after the grace period: {killed or 'none'}); "
+                f"triggerer job {first} started: {after_restart} asset "
                 f"event(s) in {QUIET_S}s; every triggerer restarted (jobs {sorted(jobs)}), {QUIET_S}s later: "
                 f"{len(events)} event(s), for {reported}, runs of {WATCH_DAG_ID}: {runs}; mark: entries "
                 f"{mark.get('entries')}, reported {mark.get('reported')}; the event came "
