@@ -3,8 +3,10 @@
 An ``AssetWatcher`` runs :class:`PuddleSystemStateTrigger` as a watcher (``deadline=None``) in
 the triggerer. It shares the connection's one poll with every other Puddle wait there, and each
 time the system named ``PUDDLE_WATCHED_SYSTEM`` (default ``nightly-dai``) is seen entering the
-Failed state it records an asset event, which schedules this DAG. The task reports what failed;
-a real job would page someone, or discard and recreate the system.
+Failed state it records an asset event, which schedules this DAG. What it saw is kept per system
+id in the asset's state store, so a failure while no triggerer runs is reported once when one
+starts again (README, "Event-driven scheduling"). The task reports what failed; a real job would
+page someone, or discard and recreate the system.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ def report_failure(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
     failures = []
     for events in (triggering_asset_events or {}).values():
         for event in events:
-            system = (event.extra or {}).get("system") or {}
+            # A watcher's event: extra = {"from_trigger": True, "payload": <the trigger event's payload>}
+            system = ((event.extra or {}).get("payload") or {}).get("system") or {}
             failures.append({"id": system.get("id"), "name": system.get("name"),
                              "status": system.get("status_text")})
             log.warning("Puddle system %s (%s) is %s", system.get("name"), system.get("id"),

@@ -23,7 +23,7 @@ from reliability import secrets, ui, ui_page
 from reliability import stack as deployment
 from reliability.procs import alive, bound, leftovers, tree
 from reliability.report import Progress, Row, failed_row, table
-from reliability.scenarios import accounting, adopt, faults, idle, waits, worker_kill
+from reliability.scenarios import accounting, adopt, faults, idle, waits, watch, worker_kill
 from reliability.workers import EXECUTORS
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -42,6 +42,8 @@ def phases(args: argparse.Namespace, sampler: Callable[[], secrets.TriggerSample
          ("worker-kill", "the killed worker's task retries and succeeds", worker_kill.run)],
         [("ui", "the browser checks hold", lambda s: ui.run(s, ARTIFACTS)),
          ("ui-puddle-page", "the Puddle page checks hold", lambda s: ui_page.run(s, ARTIFACTS))],
+        # stops every triggerer: a phase of its own
+        [("watcher-downtime", "one asset event after the downtime, none more", watch.run)],
         [("accounting", "systems, waits and retries add up", accounting.run)],
         [("secrets", "0 hits", lambda s: secrets.run(s, sampler()))],
     ]

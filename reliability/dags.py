@@ -95,6 +95,31 @@ with DAG("{dag_id}", schedule=None, start_date=START, catchup=False):
 '''
 WORKER_KILL_HOLD_S = 1800
 
+# An asset whose AssetWatcher follows one named system into Failed (reliability/scenarios/watch.py); each asset
+# event runs the DAG once.
+_WATCH = '''
+from airflow.sdk import Asset, AssetWatcher
+
+from airflow_puddle.triggers.puddle import PuddleSystemStateTrigger
+
+failed = Asset(name="{asset}", uri="{uri}", watchers=[AssetWatcher(
+    name="{asset}", trigger=PuddleSystemStateTrigger(
+        system_name="{name}", target="failed", deadline=None, puddle_conn_id="{conn}", poll_interval={poll}))])
+
+with DAG("{dag_id}", schedule=[failed], start_date=START, catchup=False):
+    @task
+    def report(triggering_asset_events=None):
+        return [e.extra["payload"]["system_id"] for events in triggering_asset_events.values() for e in events]
+
+    report()
+'''
+WATCH_DAG_ID = "rel_watch"
+WATCH_CONN = "puddle_watch"
+WATCH_NAME = "rel-watched"
+WATCH_ASSET = "rel-watched-failed"
+WATCH_URI = f"puddle://{WATCH_CONN}/systems/{WATCH_NAME}/failed"
+WATCH_POLL_S = 1
+
 WAITS_CONN = "puddle_waits"
 WAITS_POLL_S = 2
 SHORT_TIMEOUT_S = 100
@@ -118,6 +143,8 @@ def write(dags: Path, waits: int, short_waits: int) -> list[str]:
         BOOTFAIL_DAG_ID: _PIPELINE.format(dag_id=BOOTFAIL_DAG_ID, create_retries="retries=0"),
         ADOPT_DAG_ID: _ADOPT.format(dag_id=ADOPT_DAG_ID, conn=ADOPT_CONN, name=ADOPT_NAME),
         WORKER_KILL_DAG_ID: _WORKER_KILL.format(dag_id=WORKER_KILL_DAG_ID, hold=WORKER_KILL_HOLD_S),
+        WATCH_DAG_ID: _WATCH.format(dag_id=WATCH_DAG_ID, asset=WATCH_ASSET, uri=WATCH_URI, name=WATCH_NAME,
+                                    conn=WATCH_CONN, poll=WATCH_POLL_S),
     }
     for dag_id, source in sources.items():
         (dags / f"{dag_id}.py").write_text(_HEADER + source)

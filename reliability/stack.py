@@ -38,6 +38,7 @@ EMULATORS: dict[str, tuple[float, int]] = {
     "restart": (4.0, 64),
     "tokens": (5.0, 64),
     "bootfail": (8.0, 64),
+    "watch": (1.0, 64),  # watcher-downtime: the watched system
 }
 RPC_TIMEOUT_S = 2  # the latency scenario's connection: a call slower than this misses its deadline
 

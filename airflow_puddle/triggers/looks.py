@@ -7,8 +7,8 @@ list, or one GetSystem through the poll's client for a system the list does not 
 a wait parks on the poll's :class:`~airflow_puddle.triggers.wakeups.Board` until its system
 changes (:mod:`.wakeups`). Its steps are awaitables; :func:`drive` runs the loop over them.
 
-:class:`Watch` is the judge of a watcher: a wait with no deadline that ends at each entry into
-the target, so that a watch is the same loop, entered again after each event.
+:class:`Watch` is the judge of a watcher: a wait with no deadline that ends at each change of what
+it sees, so that a watch is the same loop, entered again after each change.
 """
 
 from __future__ import annotations
@@ -137,15 +137,23 @@ class PollLooks:
 
 @dataclass
 class Watch(WaitTracker):
-    """A watcher's judge: a wait with no deadline that ends each time the system enters the target.
+    """A watcher's judge: a wait with no deadline that ends at each change of what it sees.
 
-    Only an entry seen between two looks counts, so a restarted triggerer does not fire again
-    for a system that was already there. Unavailable polls are skipped; a permanent error is
-    said once, and the watch goes on.
+    A change is the first look, a system entering or leaving the target, or (for a watcher by
+    name) another system under the name. Whether a change is an entry to report is the cursor's
+    call (:class:`~airflow_puddle.triggers.cursor.WatchCursor`), from ``seen_id``, ``there`` and
+    ``prior``. Unavailable polls are skipped; a permanent error is said once, and the watch goes on.
     """
 
     there: bool | None = None
     """Whether the last look showed the system in the target (``None``: no look yet)."""
+    seen_id: str = ""
+    """The system the last look showed (``""``: none)."""
+    prior: bool | None = None
+    """Whether the system was in the target before the last change, as this watch saw it: ``None`` at
+    its first look, ``False`` for a system new to it."""
+    seen_at: float = 0.0
+    """Unix time of the last change."""
     told: bool = False
     """Whether a permanent error was said."""
     name: str = ""
@@ -158,11 +166,13 @@ class Watch(WaitTracker):
                 self._say("unavailable", "error", f"Watching system {self.name or self.system_id}: {seen}", now)
             return None
         there = seen is not None and wait_verdict(self.target, seen.status, seen.config_status) == "reached"
-        entered, self.there = there and self.there is False, there
-        if not entered:
+        seen_id = seen.id if seen is not None else ""
+        if self.there is not None and (seen_id, there) == (self.seen_id, self.there):
             return None
-        self._said = None  # say each entry
-        return self.observe(seen, now)
+        self.prior = None if self.there is None else (self.there if seen_id == self.seen_id else False)
+        self.seen_id, self.there, self.seen_at, self.system = seen_id, there, now, seen
+        state = "not listed" if seen is None else seen.status_text
+        return self._end("reached" if there else "gone", f"{self._label()} is {state}", now)
 
 
 async def drive(loop: Generator[Step, Any, T]) -> T:

@@ -35,6 +35,7 @@ from airflow_puddle.hooks.api import (
     validate_system_id,
 )
 from airflow_puddle.hooks.puddle import PuddleHook
+from airflow_puddle.triggers.cursor import WatchCursor
 from airflow_puddle.triggers.looks import PollLooks, Watch, drive
 from airflow_puddle.triggers.snapshots import SystemsSnapshot, stream_key
 from airflow_puddle.triggers.stream import poll_systems
@@ -58,8 +59,11 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
 
     With ``deadline=None`` it is a watcher for an ``AssetWatcher`` (event-driven scheduling):
     it never ends, and yields ``{"status": "reached", ...}`` each time the system, by id or by
-    ``system_name``, enters ``target`` (a change seen between two polls; a system already there
-    when the watch starts does not fire, so a restarted triggerer does not fire it again).
+    ``system_name``, enters ``target``. In a triggerer, what it saw and reported is kept per
+    system id in the watched asset's state store (:mod:`airflow_puddle.triggers.cursor`): an entry
+    while no triggerer ran fires once when one starts, an entry already reported never again, and
+    two triggers watching one asset fire an entry once. A system already in the target when the
+    watch first starts does not fire.
 
     :param system_id: The system to watch (a watcher may give ``system_name`` instead).
     :param target: ``started``, ``stopped``, ``terminated``, ``failed``, ``config_uploaded`` or ``settled``.
@@ -176,13 +180,9 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
                           look_up=self.deadline is not None, log=self.log)
         try:
             if self.deadline is None:
-                watch = Watch(self.system_id, self.target, math.inf, time.time(), narrator(self.log),
-                              heartbeat_s=math.inf, name=self.system_name or "")
-                while True:
-                    system = (await drive(watch.follow(looks))).system
-                    assert system is not None  # an entry is a system seen in the target
-                    yield TriggerEvent({"status": "reached", "target": self.target, "system_id": system.id,
-                                        "system_name": system.name, "system": system.to_dict(), "at": time.time()})
+                async for event in self._watch(looks):
+                    yield event
+                return  # a watch never ends
             tracker = WaitTracker(self.system_id, self.target, self.deadline, time.time(), narrator(self.log))
             try:
                 outcome = await drive(tracker.follow(looks))
@@ -192,6 +192,21 @@ class PuddleSystemStateTrigger(BaseEventTrigger):
             yield await self._ended(outcome)
         finally:
             looks.close()
+
+    async def _watch(self, looks: PollLooks) -> AsyncIterator[TriggerEvent]:
+        """A watcher: an event at each entry into the target, as the cursor in the asset state store judges."""
+        watch = Watch(self.system_id, self.target, math.inf, time.time(), narrator(self.log),
+                      heartbeat_s=math.inf, name=self.system_name or "")
+        watcher = f"name:{self.system_name}" if self.system_name is not None else f"id:{self.system_id}"
+        cursor = WatchCursor(self.asset_state_store, self.target, watcher, self.log)
+        while True:
+            system = (await drive(watch.follow(looks))).system
+            if not await cursor.entered(watch.seen_id, bool(watch.there), watch.prior, watch.seen_at):
+                continue
+            assert system is not None  # an entry is a system seen in the target
+            self.log.info("System %s (%s) entered %s: an event", system.name, system.id, self.target)
+            yield TriggerEvent({"status": "reached", "target": self.target, "system_id": system.id,
+                                "system_name": system.name, "system": system.to_dict(), "at": time.time()})
 
     async def _wait_alone(self) -> AsyncIterator[TriggerEvent]:
         """The client's wait, one GetSystem per interval for this trigger alone: the shared poll's baseline."""
