@@ -28,13 +28,26 @@ RETRY = dict(retries=1, retry_delay=timedelta(0))
 class CrashAfterCreate(PuddleCreateSystemOperator):
     """Try 1 dies once Puddle accepted the create; its system is then set to fail on its way up."""
 
+    def _crash(self, system_id):
+        if os.environ.get("FAIL_IT"):
+            Admin(os.environ["EMULATOR"]).fail_next_transition(system_id)
+        raise RuntimeError("worker lost")
+
+    def _create(self, context, deadline):
+        if context["ti"].try_number == 1 and os.environ.get("LOSE_ANSWER"):
+            write = self._requests.write
+
+            def lose_answer(operation, system_id, **kw):  # dies between the create's answer and its record
+                if system_id:
+                    self._crash(system_id)
+                return write(operation, system_id, **kw)
+
+            self._requests.write = lose_answer
+        return super()._create(context, deadline)
+
     def _wait(self, context, system, target, deadline, **kw):
         if context["ti"].try_number == 1:
-            if os.environ.get("FAIL_IT"):
-                Admin(os.environ["EMULATOR"]).fail_next_transition(system.id)
-            if os.environ.get("LOSE_ANSWER"):  # died before the create's answer was recorded
-                self._requests.write("create", "", created=True, name=self.name)
-            raise RuntimeError("worker lost")
+            self._crash(system.id)
         return super()._wait(context, system, target, deadline, **kw)
 
 
@@ -85,6 +98,7 @@ CrashAfterCreate(task_id="create", name="durable", terminate_on_failure=True, **
     assert made[0][1] in (System.SYSTEM_STATUS_TERMINATING.code, System.SYSTEM_STATUS_TERMINATED.code)
     text = output(capfd, caplog)
     assert "reconnecting to it by id (created by this task instance)" in text
+    assert ("sent a create and stopped before its answer" in text) == lose_answer  # matched by name and time
     assert "Terminating system" in text
 
 
