@@ -9,6 +9,7 @@ settling first) resumes in ``execute_again``, which looks at the system and acts
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -69,6 +70,11 @@ def tag_data(tags: object) -> list[TagData]:
         validate_tags((t.label, t.value) for t in tags)
         return list(tags)
     raise ValidationFailedError("tags", f"must be a dict of label to value or a list of TagData, got {tags!r}")
+
+
+SENT_FIRST: tuple[Operation, ...] = ("restart", "update_config_toml")
+"""Requests recorded just before they are sent too: a retry cannot tell from the system's state alone whether
+they went through (a restarted system is Started again; an uploaded config is Uploaded, as before)."""
 
 
 class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
@@ -210,9 +216,26 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
                           " (created by this task instance)" if request.created else "")
         return system
 
-    def _asked(self, operation: Operation) -> bool:
-        """Whether Puddle already accepted ``operation`` for this task instance (on this try or an earlier one)."""
-        return self._requests.current is not None and self._requests.current.operation == operation
+    def _asked(self, operation: Operation, system: System | None = None) -> bool:
+        """Whether Puddle already accepted ``operation`` for this task instance (on this try or an earlier one).
+
+        One sent with no answer recorded (the worker died in between) counts as accepted when the
+        system is in a transition, or changed since the second it was sent (Puddle's ``updated``,
+        whole seconds): a restart or an upload that went through changes it, and the operators send
+        them only to a system at rest.
+        """
+        request = self._requests.current
+        if request is None or request.operation != operation:
+            return False
+        if not request.sent:
+            return True
+        system = system or self._require_system()
+        accepted = system.id == request.system_id and (
+            bool(system.in_transition) or system.updated >= math.floor(request.asked_at))
+        self.log.info("Try %d sent a %s to system %s and stopped before its answer; the system %s",
+                      request.try_number, operation.replace("_", " "), system.name,
+                      "changed since: it went through" if accepted else "did not change since: asking again")
+        return accepted
 
     def _owned(self, system_id: str) -> bool:
         """Whether a failed wait on ``system_id`` should clean it up; the create operator's rule."""
@@ -226,9 +249,13 @@ class PuddleBaseSystemOperator(PuddleHookUser, BaseOperator):
 
     def _call(self, action: str, system: System, *args: Any) -> System:
         """Ask Puddle to ``action`` the system; a state that does not allow it fails the task clearly."""
+        earlier = self._requests.current
+        if action in SENT_FIRST:
+            self._requests.write(action, system.id, sent=True)
         try:
             changed: System = getattr(self._client, action)(system.id, *args)
         except PreconditionFailedError as err:
+            self._requests.restore(earlier)  # refused: nothing was done
             raise AirflowException(f"cannot {action.replace('_', ' ')} system {system.name}: {err}") from err
         self.log.info("Asked Puddle to %s system %s", action.replace("_", " "), system.name)
         if action in OPERATIONS:

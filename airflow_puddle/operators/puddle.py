@@ -243,7 +243,8 @@ class PuddleRestartSystemOperator(PuddleBaseSystemOperator):
     """
 
     def _act(self, context: Context, deadline: float) -> Any:
-        return self._reach(context, "started", "restart", deadline, again=not self._asked("restart"))
+        system = self._require_system()
+        return self._reach(context, "started", "restart", deadline, system, again=not self._asked("restart", system))
 
 
 class PuddleUpdateConfigTomlOperator(PuddleBaseSystemOperator):
@@ -267,9 +268,9 @@ class PuddleUpdateConfigTomlOperator(PuddleBaseSystemOperator):
 
     def _act(self, context: Context, deadline: float) -> Any:
         system = self._require_system()
-        if self._asked("restart"):  # an earlier try uploaded and asked for the restart: wait for it
+        if self._asked("restart", system):  # an earlier try uploaded and asked for the restart: wait for it
             return self._reach(context, "started", "restart", deadline, system)
-        if not self._asked("update_config_toml"):
+        if not self._asked("update_config_toml", system):
             system = self._call("update_config_toml", system, self.config_toml)
         return self._wait(context, system, CONFIG_UPLOADED, deadline)
 

@@ -1,7 +1,8 @@
 """What a system operator asked Puddle for, kept in Airflow's task state store across tries.
 
-A try writes the record when Puddle accepts its request, before it waits; a retry of the
-same task instance reads it first. It holds the system's **id**, never only its name (a name
+A try writes the record when Puddle accepts its request, before it waits (a create, a restart
+and a config upload also just before they are sent); a retry of the same task instance reads it
+first. It holds the system's **id**, never only its name (a name
 can be reused by another system: apache/airflow#71743), the operation, when it was asked,
 and whether this task instance created the system. So a retry after a crash reconnects by
 id, keeps ownership of a system it created, never creates a second one, and does not repeat
@@ -59,6 +60,8 @@ class Request:
     """Only for a create whose answer was not recorded yet: the name it asked for."""
     max_tries: int = 0
     try_number: int = 0
+    sent: bool = False
+    """A restart or config upload sent with no answer recorded yet: Puddle may or may not have accepted it."""
 
     @property
     def pending(self) -> bool:
@@ -99,15 +102,26 @@ class Requests:
             return None
         return request
 
-    def write(self, operation: Operation, system_id: str, *, created: bool = False, name: str = "") -> Request:
-        """Record that Puddle accepted ``operation`` on ``system_id`` (a create: before it is sent, with ``name``)."""
-        request = Request(operation, system_id, time.time(), created, name, self._max_tries, self.try_number)
+    def write(self, operation: Operation, system_id: str, *, created: bool = False, name: str = "",
+              sent: bool = False) -> Request:
+        """Record that Puddle accepted ``operation`` on ``system_id``; ``sent``: that it is about to be asked
+        (a create: with ``name`` and no id)."""
+        request = Request(operation, system_id, time.time(), created, name, self._max_tries, self.try_number, sent)
         if self.current is not None and self.current.created and self.current.system_id == system_id:
             request = replace(request, created=True)  # a later step on a system this task created keeps it ours
         self.current = request
         if self._store is not None:
             self._store.set(KEY, asdict(request), retention=RETENTION)
         return request
+
+    def restore(self, earlier: Request | None) -> None:
+        """A request Puddle refused made nothing: the record is what it was before it was sent."""
+        self.current = earlier
+        if self._store is not None:
+            if earlier is None:
+                self._store.delete(KEY)
+            else:
+                self._store.set(KEY, asdict(earlier), retention=RETENTION)
 
     def forget(self) -> None:
         """The recorded system is gone: the next request starts a new record."""
@@ -130,5 +144,6 @@ def _parse(raw: object) -> Request | None:
         return None
     types_ok = (isinstance(request.system_id, str) and isinstance(request.name, str)
                 and isinstance(request.asked_at, int | float) and not isinstance(request.asked_at, bool)
-                and isinstance(request.created, bool) and isinstance(request.max_tries, int))
+                and isinstance(request.created, bool) and isinstance(request.max_tries, int)
+                and isinstance(request.sent, bool))
     return request if types_ok and request.operation in OPERATIONS else None

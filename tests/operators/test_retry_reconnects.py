@@ -6,6 +6,7 @@ A crash is simulated by failing the first try right after Puddle accepted its re
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,46 @@ def test_a_retry_after_a_crash_asks_puddle_once_and_ends_in_the_goal(
         assert text.count(f"Asked Puddle to {action} system {name}") == 1, action
     found = client.get(system.id)
     assert (found.status_text if found is not None else "Terminated") == goal
+
+
+AROUND = '''
+class CrashAroundRestart(PuddleRestartSystemOperator):
+    """Try 1 dies just before its restart is sent, or between Puddle's answer and its record."""
+
+    def _begin(self, context):
+        super()._begin(context)
+        if context["ti"].try_number != 1:
+            return
+        write, point = self._requests.write, os.environ["CRASH_POINT"]
+
+        def crash(operation, system_id, **kw):
+            if point == "before-send" and kw.get("sent"):
+                write(operation, system_id, **kw)
+                raise RuntimeError("worker lost before the restart was sent")
+            if point == "after-answer" and not kw.get("sent"):
+                raise RuntimeError("worker lost before the answer was recorded")
+            return write(operation, system_id, **kw)
+
+        self._requests.write = crash
+'''
+
+
+@pytest.mark.parametrize(("point", "said"), [("before-send", "did not change since: asking again"),
+                                             ("after-answer", "changed since: it went through")])
+def test_a_restart_sent_without_a_recorded_answer_is_asked_again_only_if_it_did_not_happen(
+    point: str, said: str, puddle_conn: str, client: SystemsClient, monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("CRASH_POINT", point)
+    name = f"sent-{point}"
+    system = client.wait_for_system_started(client.create(name, product="dai", version="1.11.1",
+                                                          instance_type_name="m5.2xlarge",
+                                                          tags=[TagData("Team", "ml")]).id)
+    time.sleep(1.1)  # the restart is sent in a later second than the system's last change
+    run, states = run_dag(f"sent_{point.replace('-', '_')}", False, CRASHES + AROUND + f"""
+CrashAroundRestart(task_id="restart", system_id="{system.id}", **COMMON, **RETRY)
+""")
+    assert states == {"restart": "success"} and tries(run, "restart") == 2
+    text = output(capfd, caplog)
+    assert text.count(f"Asked Puddle to restart system {name}") == 1  # restarted exactly once
+    assert f"Try 1 sent a restart to system {name} and stopped before its answer; the system {said}" in text
