@@ -8,9 +8,11 @@ before the retry runs.
   hook SIGKILLs the worker. The retry must reconnect by id (its log says so), create no second
   system, and still own it: the scenario then fails the system at the emulator, and the retry's
   failed wait must terminate it (``terminate_on_failure``).
-* ``durable-restart``: once the emulator answered the RestartSystem call, the hook SIGKILLs the
-  worker. The retry must wait for that restart, not ask for another: the emulator answers
-  RestartSystem exactly once.
+* ``durable-restart``: once the emulator answered the RestartSystem call and the worker narrates
+  its wait (the operator writes its record between the two), the hook SIGKILLs the worker. The
+  retry must wait for that restart, not ask for another: the emulator answers RestartSystem
+  exactly once. (A kill between the answer and the record leaves the retry to find the system by
+  name: it waits on a system still rebooting, but would restart one whose restart had ended.)
 """
 
 from __future__ import annotations
@@ -71,6 +73,12 @@ def _reconnected(stack: Stack, dag_id: str, task_id: str) -> list[str]:
     return [e for e in events if RECONNECTED in e]
 
 
+def _waiting(stack: Stack, dag_id: str, task_id: str) -> bool | None:
+    """Whether try 1 narrates its wait: the record of what it asked for is written by then."""
+    events = (str(r.get("event", "")) for r in task_records(stack.deployment, dag_id, RUN, task_id))
+    return True if any("; waiting for started" in e for e in events) else None
+
+
 def _retry_reconnected(stack: Stack, dag_id: str, task_id: str) -> list[str]:
     """Wait until try 2 runs and has logged its reconnection."""
     dep = stack.deployment
@@ -123,8 +131,8 @@ def restart_row(stack: Stack) -> list[Row]:
     admin = stack.emulators[emulator].admin()
     try:
         dep.api.trigger(dag_id, RUN)
-        killed = _kill_when(stack, dag_id, "restart", "the emulator answered RestartSystem",
-                            lambda: admin.call_counts().get("RestartSystem") or None)
+        killed = _kill_when(stack, dag_id, "restart", "the emulator answered RestartSystem and try 1 waits",
+                            lambda: admin.call_counts().get("RestartSystem") and _waiting(stack, dag_id, "restart"))
         lines = _retry_reconnected(stack, dag_id, "restart")
         advance_until(stack, emulator, system_id, {STARTED})  # the restart try 1 asked for ends, not before
         final = dep.api.wait_for_run(dag_id, RUN, RECOVERY_TIMEOUT_S, lambda: dep.diagnostics(dag_id, RUN))
