@@ -23,7 +23,7 @@ from reliability import secrets, ui, ui_page
 from reliability import stack as deployment
 from reliability.procs import alive, bound, leftovers, tree
 from reliability.report import Progress, Row, failed_row, table
-from reliability.scenarios import accounting, adopt, faults, idle, waits, watch, worker_kill
+from reliability.scenarios import accounting, adopt, durable, exec_timeout, faults, idle, waits, watch, worker_kill
 from reliability.workers import EXECUTORS
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -39,7 +39,10 @@ def phases(args: argparse.Namespace, sampler: Callable[[], secrets.TriggerSample
         [("faults", "each fault survived", faults.run),
          ("adopt", "a cleared create adopts its system", adopt.run),
          ("idle", "exactly the idle systems stopped", idle.run),
-         ("worker-kill", "the killed worker's task retries and succeeds", worker_kill.run)],
+         ("worker-kill", "the killed worker's task retries and succeeds", worker_kill.run),
+         ("durable-create", "the retry reconnects by id, makes no second system and still owns it", durable.create_row),
+         ("durable-restart", "the retry does not restart again", durable.restart_row),
+         ("execution-timeout", "the deferred wait ends at execution_timeout", exec_timeout.run)],
         [("ui", "the browser checks hold", lambda s: ui.run(s, ARTIFACTS)),
          ("ui-puddle-page", "the Puddle page checks hold", lambda s: ui_page.run(s, ARTIFACTS))],
         # stops every triggerer: a phase of its own

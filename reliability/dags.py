@@ -16,6 +16,11 @@ PIPELINE_DAG_ID = "rel_pipeline"
 BOOTFAIL_DAG_ID = "rel_bootfail"
 ADOPT_DAG_ID = "rel_adopt"
 WORKER_KILL_DAG_ID = "rel_worker_kill"
+DURABLE_CREATE_DAG_ID = "rel_durable_create"
+DURABLE_RESTART_DAG_ID = "rel_durable_restart"
+EXEC_TIMEOUT_DAG_ID = "rel_exec_timeout"
+KILLED_DAG_IDS = (WORKER_KILL_DAG_ID, DURABLE_CREATE_DAG_ID, DURABLE_RESTART_DAG_ID)
+"""The DAGs whose worker a scenario SIGKILLs on purpose: Celery reports it as a ``state mismatch``, no race."""
 STOP_IDLE_DAG_ID = "puddle_stop_idle_systems"  # the example DAG, as shipped
 
 DAI = '{"product": "dai", "version": "1.11.1", "instance_type_name": "m5.2xlarge", "tags": {"Team": "ml"}}'
@@ -27,7 +32,11 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 
 from airflow_puddle.hooks.puddle import PuddleHook
-from airflow_puddle.operators.puddle import PuddleCreateSystemOperator, PuddleTerminateSystemOperator
+from airflow_puddle.operators.puddle import (
+    PuddleCreateSystemOperator,
+    PuddleRestartSystemOperator,
+    PuddleTerminateSystemOperator,
+)
 
 DAI = {DAI}
 START = pendulum.datetime(2024, 1, 1, tz="UTC")
@@ -119,6 +128,42 @@ WATCH_NAME = "rel-watched"
 WATCH_ASSET = "rel-watched-failed"
 WATCH_URI = f"puddle://{WATCH_CONN}/systems/{WATCH_NAME}/failed"
 WATCH_POLL_S = 1
+# Crash a Puddle operator mid-wait (reliability/scenarios/durable.py): waits in the worker, so the worker holds
+# while it waits, on emulators whose clock moves only when the scenario advances it. One retry.
+_DURABLE_CREATE = '''
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False,
+         default_args={{"retries": 1, "retry_delay": timedelta(seconds=1)}}):
+    PuddleCreateSystemOperator(
+        task_id="create", puddle_conn_id="{conn}", name="{name}", deferrable=False, terminate_on_failure=True,
+        poll_interval=1, **DAI,
+    )
+'''
+_DURABLE_RESTART = '''
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False,
+         default_args={{"retries": 1, "retry_delay": timedelta(seconds=1)}}):
+    PuddleRestartSystemOperator(
+        task_id="restart", puddle_conn_id="{conn}", system_name="{name}", deferrable=False, poll_interval=1,
+    )
+'''
+DURABLE_CREATE_CONN = "puddle_durable"
+DURABLE_CREATE_NAME = "rel-durable-create"
+DURABLE_RESTART_CONN = "puddle_restarts"
+DURABLE_RESTART_NAME = "rel-durable-restart"
+
+# A deferred wait whose execution_timeout is shorter than its timeout (reliability/scenarios/exec_timeout.py),
+# on an emulator where nothing boots by itself. No retries: the timeout must fail the task, and say so.
+_EXEC_TIMEOUT = '''
+with DAG("{dag_id}", schedule=None, start_date=START, catchup=False, default_args={{"retries": 0}}):
+    PuddleCreateSystemOperator(
+        task_id="create", puddle_conn_id="{conn}", name="{name}", deferrable=True, poll_interval={poll},
+        timeout={timeout}, execution_timeout=timedelta(seconds={execution_timeout}), **DAI,
+    )
+'''
+EXEC_TIMEOUT_CONN = "puddle_deadline"
+EXEC_TIMEOUT_NAME = "rel-exec-timeout"
+EXEC_TIMEOUT_POLL_S = 5
+EXEC_TIMEOUT_S = 30
+EXEC_TIMEOUT_WAIT_TIMEOUT_S = 600
 
 WAITS_CONN = "puddle_waits"
 WAITS_POLL_S = 2
@@ -145,6 +190,13 @@ def write(dags: Path, waits: int, short_waits: int) -> list[str]:
         WORKER_KILL_DAG_ID: _WORKER_KILL.format(dag_id=WORKER_KILL_DAG_ID, hold=WORKER_KILL_HOLD_S),
         WATCH_DAG_ID: _WATCH.format(dag_id=WATCH_DAG_ID, asset=WATCH_ASSET, uri=WATCH_URI, name=WATCH_NAME,
                                     conn=WATCH_CONN, poll=WATCH_POLL_S),
+        DURABLE_CREATE_DAG_ID: _DURABLE_CREATE.format(dag_id=DURABLE_CREATE_DAG_ID, conn=DURABLE_CREATE_CONN,
+                                                      name=DURABLE_CREATE_NAME),
+        DURABLE_RESTART_DAG_ID: _DURABLE_RESTART.format(dag_id=DURABLE_RESTART_DAG_ID, conn=DURABLE_RESTART_CONN,
+                                                        name=DURABLE_RESTART_NAME),
+        EXEC_TIMEOUT_DAG_ID: _EXEC_TIMEOUT.format(
+            dag_id=EXEC_TIMEOUT_DAG_ID, conn=EXEC_TIMEOUT_CONN, name=EXEC_TIMEOUT_NAME, poll=EXEC_TIMEOUT_POLL_S,
+            timeout=EXEC_TIMEOUT_WAIT_TIMEOUT_S, execution_timeout=EXEC_TIMEOUT_S),
     }
     for dag_id, source in sources.items():
         (dags / f"{dag_id}.py").write_text(_HEADER + source)

@@ -33,7 +33,7 @@ class EmulatorProcess:
         self.secret = secret
         self._log_path = log_path
         self._env = dict(env)
-        self._step_seconds = step_seconds
+        self.step_seconds = step_seconds
         self._cu_capacity = cu_capacity
         self.service: Service | None = None
         self._starts = 0
@@ -50,7 +50,7 @@ class EmulatorProcess:
         """Start (or start again, on the same port and database) and wait for its ready line."""
         self._starts += 1
         argv = [str(Path(sys.executable).with_name("puddle-emulator")), "--host", "127.0.0.1",
-                "--port", str(self.port), "--db", str(self.db), "--step-seconds", str(self._step_seconds),
+                "--port", str(self.port), "--db", str(self.db), "--step-seconds", str(self.step_seconds),
                 "--api-secret-key", self.secret, "--cu-capacity", str(self._cu_capacity), "--h2o3", self.h2o3]
         self.service = Service.spawn(self.name, argv, env=self._env, log_path=self._log_path)
         service, ready = self.service, f"puddle-emulator listening on {self.address}"

@@ -27,6 +27,7 @@ from reliability.redis import RedisServer
 from reliability.report import Progress
 from reliability.workers import CELERY_WORKERS, Killed, celery_settings, kill_task_worker
 
+HELD_STEP_S = 600.0  # a step no run outlasts: a system moves only when the scenario advances the emulator's clock
 # name -> (lifecycle step in seconds, CU capacity). One emulator per connection ``puddle_<name>``.
 EMULATORS: dict[str, tuple[float, int]] = {
     "waits": (600.0, 100_000),  # the 200 waits: nothing boots until the scenario advances the clock
@@ -39,6 +40,10 @@ EMULATORS: dict[str, tuple[float, int]] = {
     "tokens": (5.0, 64),
     "bootfail": (8.0, 64),
     "watch": (1.0, 64),  # watcher-downtime: the watched system
+    # crashes and timeouts (scenarios/durable.py, exec_timeout.py): nothing moves unless the scenario advances the clock
+    "durable": (HELD_STEP_S, 64),
+    "restarts": (HELD_STEP_S, 64),
+    "deadline": (HELD_STEP_S, 64),
 }
 RPC_TIMEOUT_S = 2  # the latency scenario's connection: a call slower than this misses its deadline
 

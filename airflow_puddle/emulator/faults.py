@@ -1,4 +1,5 @@
-"""Injected failures and latency for the emulator's RPCs (in memory, thread-safe).
+"""Injected failures and latency for the emulator's RPCs, and how many calls of each were answered OK
+(in memory, thread-safe).
 
 Rules are keyed by the bare name of a Puddle RPC (``"GetSystem"``) or ``"*"`` for every
 method; a rule for the exact method wins over ``"*"``. An unknown name, a non-finite,
@@ -64,12 +65,13 @@ def _check_method(method: object) -> str:
 
 
 class FaultRegistry:
-    """Failures and latency to apply to matching RPCs."""
+    """Failures and latency to apply to matching RPCs; the count of calls answered OK, by method."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: dict[str, _Fault] = {}
         self._latency: dict[str, float] = {}
+        self._answered: dict[str, int] = {}
 
     def inject(
         self, method: str, code: str | grpc.StatusCode, count: int = 1, message: str = ""
@@ -114,6 +116,16 @@ class FaultRegistry:
         """Seconds to delay a call of ``method``."""
         with self._lock:
             return self._latency.get(method, self._latency.get(ANY_METHOD, 0.0))
+
+    def answered(self, method: str) -> None:
+        """Count one call of ``method`` answered OK (not faulted, not refused)."""
+        with self._lock:
+            self._answered[method] = self._answered.get(method, 0) + 1
+
+    def answered_counts(self) -> dict[str, int]:
+        """Calls answered OK since the emulator started, by method (``ClearFaults`` keeps them)."""
+        with self._lock:
+            return dict(self._answered)
 
 
 def parse_fault_spec(spec: str) -> tuple[str, grpc.StatusCode, int]:

@@ -132,7 +132,9 @@ class FaultInterceptor(_WrappingInterceptor):
                 if fault is not None:
                     log.info("injecting %s into %s", fault[0].name, method)
                     context.abort(*fault)
-                return inner(request, context)
+                response = inner(request, context)  # a refused call raises (context.abort) and is not counted
+                faults.answered(method)
+                return response
 
             return behavior
 

@@ -269,7 +269,7 @@ class TagServicer(tag_service_pb2_grpc.TagServiceServicer):
 
 
 class EmulatorAdminServicer(admin_service_pb2_grpc.EmulatorAdminServiceServicer):
-    """Emulator-only admin surface: faults, latency, failed transitions, token expiry, clock.
+    """Emulator-only admin surface: faults, latency, failed transitions, token expiry, clock, call counts.
 
     It takes no token and is exempt from injected faults, so tests can always
     reach it. It is meant for a server on loopback; anyone who can reach the
@@ -324,6 +324,11 @@ class EmulatorAdminServicer(admin_service_pb2_grpc.EmulatorAdminServiceServicer)
     ) -> admin_service_pb2.AdminResponse:
         self._faults.clear()
         return admin_service_pb2.AdminResponse(detail="faults and latency cleared")
+
+    def CallCounts(
+        self, request: admin_service_pb2.CallCountsRequest, context: grpc.ServicerContext
+    ) -> admin_service_pb2.CallCountsResponse:
+        return admin_service_pb2.CallCountsResponse(answered=self._faults.answered_counts())
 
 
 def add_servicers(server: grpc.Server, backend: PuddleBackend, faults: FaultRegistry) -> list[str]:

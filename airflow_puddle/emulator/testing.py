@@ -53,6 +53,10 @@ class EmulatorAdmin:
         """Drop every injected fault and latency."""
         self._stub.ClearFaults(admin_service_pb2.ClearFaultsRequest())
 
+    def call_counts(self) -> dict[str, int]:
+        """How many calls of each Puddle RPC (``RestartSystem``, ...) the emulator answered OK since it started."""
+        return dict(self._stub.CallCounts(admin_service_pb2.CallCountsRequest()).answered)
+
     def close(self) -> None:
         """Close the admin channel."""
         self._channel.close()

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from reliability.dags import WORKER_KILL_DAG_ID
+from reliability.dags import KILLED_DAG_IDS
 from reliability.events import fired_events, task_folder
 from reliability.procs import listeners, tree
 from reliability.report import Row
@@ -81,9 +81,9 @@ def race_row(stack: Stack) -> Row:
     """The scheduler records each such failure in the audit log as event ``state mismatch``
     (``process_executor_events`` in Airflow 3.3's scheduler)."""
     dep = stack.deployment
-    # the worker-kill check's lost Celery worker is reported the same way: it is no race, so not counted
-    hits = dep.db.query("SELECT dag_id, task_id, run_id, map_index FROM log WHERE event = 'state mismatch' "
-                        "AND dag_id != :killed", killed=WORKER_KILL_DAG_ID)
+    # a worker SIGKILLed on purpose (worker-kill, durable-*) is reported the same way on Celery: no race, not counted
+    hits = [h for h in dep.db.query("SELECT dag_id, task_id, run_id, map_index FROM log WHERE event = 'state mismatch'")
+            if h[0] not in KILLED_DAG_IDS]
     again = dep.db.query("SELECT dag_id, task_id, map_index, try_number FROM task_instance WHERE try_number > 1")
     extra = sorted(f"{r[0]}.{r[1]}{'' if r[2] < 0 else f'[{r[2]}]'} try {r[3]}" for r in again)
     final = {(r[0], r[1], r[2], int(r[3])): r[4] for r in dep.db.query(

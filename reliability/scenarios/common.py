@@ -40,6 +40,43 @@ def wait_for_state(dep: Deployment, dag_id: str, run_id: str, task_id: str, stat
                       lambda: dep.diagnostics(dag_id, run_id))
 
 
+def wait_for_try(dep: Deployment, dag_id: str, run_id: str, task_id: str, try_number: int,
+                 timeout: float = 300.0) -> dict[str, Any]:
+    """Until try ``try_number`` (or a later one) of the task runs, or has ended."""
+
+    def check() -> dict[str, Any] | None:
+        found = ti(dep, dag_id, run_id, task_id)
+        if found is None or int(found["try_number"]) < try_number:
+            return None
+        return found if found["state"] in ("running", "success", "failed") else None
+
+    return wait_until(f"{dag_id}/{run_id}/{task_id} try {try_number} to run", check, timeout, 0.5,
+                      lambda: dep.diagnostics(dag_id, run_id))
+
+
+def tries(dep: Deployment, dag_id: str, run_id: str, task_id: str) -> dict[int, str]:
+    """Each try of an unmapped task and its state, over REST."""
+    body = dep.api.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/tries")
+    return {int(t["try_number"]): str(t["state"]) for t in body["task_instances"]}
+
+
+def advance_until(stack: Stack, emulator: str, system_id: str, statuses: set[int], steps: int = 8) -> int:
+    """Advance a held emulator's clock one lifecycle step at a time until the system is in one of
+    ``statuses``; returns that status. Fails after ``steps`` steps."""
+    step = stack.emulators[emulator].step_seconds
+    admin = stack.emulators[emulator].admin()
+    try:
+        for _ in range(steps + 1):
+            (system,) = [s for s in stack.systems(emulator) if s["id"] == system_id]
+            if system["status"] in statuses:
+                return int(system["status"])
+            admin.advance_clock(step)
+    finally:
+        admin.close()
+    raise RuntimeError(f"system {system_id} on {emulator} is {status_text(system['status'])} after {steps} steps, "
+                       f"not one of {sorted(status_text(s) for s in statuses)}")
+
+
 def task_records(dep: Deployment, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
     """Every log record of a task (all tries, worker and trigger logs)."""
     folder = dep.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"

@@ -201,6 +201,22 @@ def test_fail_next_transition_and_advance_clock(admin_stub, system_stub, md: Met
     assert code == grpc.StatusCode.NOT_FOUND
 
 
+def test_call_counts_count_the_calls_answered_ok(admin_stub, system_stub, md: Metadata) -> None:
+    """What the reliability runs count restarts with: a refused or faulted call is not counted."""
+    created = system_stub.CreateSystem(_create_request(), metadata=md).system
+    restart = system_service_pb2.SystemIdRequest(system_id=created.id)
+    code, _ = _code(lambda: system_stub.RestartSystem(restart, metadata=md))  # still Initializing
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    _wait_for(lambda: system_stub.GetSystem(system_service_pb2.GetSystemRequest(system_id=created.id),
+                                            metadata=md).system, STARTED)
+    admin_stub.InjectFault(admin_service_pb2.InjectFaultRequest(method="RestartSystem", code="UNAVAILABLE", count=1))
+    assert _code(lambda: system_stub.RestartSystem(restart, metadata=md))[0] == grpc.StatusCode.UNAVAILABLE
+    system_stub.RestartSystem(restart, metadata=md)
+    counts = admin_stub.CallCounts(admin_service_pb2.CallCountsRequest()).answered
+    assert counts["RestartSystem"] == 1 and counts["CreateSystem"] == 1 and counts["Login"] == 1
+    assert "StopSystem" not in counts
+
+
 def test_concurrent_calls(system_stub, md: Metadata) -> None:
     """Parallel creates, polls and stops through the threaded server share one database safely."""
 

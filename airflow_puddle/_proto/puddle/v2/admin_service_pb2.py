@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpuddle/v2/admin_service.proto\x12\tpuddle.v2\"R\n\x12InjectFaultRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"4\n\x11SetLatencyRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"E\n\x19\x46\x61ilNextTransitionRequest\x12\x11\n\tsystem_id\x18\x01 \x01(\t\x12\x15\n\rconfig_upload\x18\x02 \x01(\x08\"\x15\n\x13\x45xpireTokensRequest\"&\n\x13\x41\x64vanceClockRequest\x12\x0f\n\x07seconds\x18\x01 \x01(\x01\"\x14\n\x12\x43learFaultsRequest\"\x1f\n\rAdminResponse\x12\x0e\n\x06\x64\x65tail\x18\x01 \x01(\t2\xd6\x03\n\x14\x45mulatorAdminService\x12\x46\n\x0bInjectFault\x12\x1d.puddle.v2.InjectFaultRequest\x1a\x18.puddle.v2.AdminResponse\x12\x44\n\nSetLatency\x12\x1c.puddle.v2.SetLatencyRequest\x1a\x18.puddle.v2.AdminResponse\x12T\n\x12\x46\x61ilNextTransition\x12$.puddle.v2.FailNextTransitionRequest\x1a\x18.puddle.v2.AdminResponse\x12H\n\x0c\x45xpireTokens\x12\x1e.puddle.v2.ExpireTokensRequest\x1a\x18.puddle.v2.AdminResponse\x12H\n\x0c\x41\x64vanceClock\x12\x1e.puddle.v2.AdvanceClockRequest\x1a\x18.puddle.v2.AdminResponse\x12\x46\n\x0b\x43learFaults\x12\x1d.puddle.v2.ClearFaultsRequest\x1a\x18.puddle.v2.AdminResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dpuddle/v2/admin_service.proto\x12\tpuddle.v2\"R\n\x12InjectFaultRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t\"4\n\x11SetLatencyRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0f\n\x07seconds\x18\x02 \x01(\x01\"E\n\x19\x46\x61ilNextTransitionRequest\x12\x11\n\tsystem_id\x18\x01 \x01(\t\x12\x15\n\rconfig_upload\x18\x02 \x01(\x08\"\x15\n\x13\x45xpireTokensRequest\"&\n\x13\x41\x64vanceClockRequest\x12\x0f\n\x07seconds\x18\x01 \x01(\x01\"\x14\n\x12\x43learFaultsRequest\"\x13\n\x11\x43\x61llCountsRequest\"\x84\x01\n\x12\x43\x61llCountsResponse\x12=\n\x08\x61nswered\x18\x01 \x03(\x0b\x32+.puddle.v2.CallCountsResponse.AnsweredEntry\x1a/\n\rAnsweredEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x1f\n\rAdminResponse\x12\x0e\n\x06\x64\x65tail\x18\x01 \x01(\t2\xa1\x04\n\x14\x45mulatorAdminService\x12\x46\n\x0bInjectFault\x12\x1d.puddle.v2.InjectFaultRequest\x1a\x18.puddle.v2.AdminResponse\x12\x44\n\nSetLatency\x12\x1c.puddle.v2.SetLatencyRequest\x1a\x18.puddle.v2.AdminResponse\x12T\n\x12\x46\x61ilNextTransition\x12$.puddle.v2.FailNextTransitionRequest\x1a\x18.puddle.v2.AdminResponse\x12H\n\x0c\x45xpireTokens\x12\x1e.puddle.v2.ExpireTokensRequest\x1a\x18.puddle.v2.AdminResponse\x12H\n\x0c\x41\x64vanceClock\x12\x1e.puddle.v2.AdvanceClockRequest\x1a\x18.puddle.v2.AdminResponse\x12\x46\n\x0b\x43learFaults\x12\x1d.puddle.v2.ClearFaultsRequest\x1a\x18.puddle.v2.AdminResponse\x12I\n\nCallCounts\x12\x1c.puddle.v2.CallCountsRequest\x1a\x1d.puddle.v2.CallCountsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'puddle.v2.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CALLCOUNTSRESPONSE_ANSWEREDENTRY']._loaded_options = None
+  _globals['_CALLCOUNTSRESPONSE_ANSWEREDENTRY']._serialized_options = b'8\001'
   _globals['_INJECTFAULTREQUEST']._serialized_start=44
   _globals['_INJECTFAULTREQUEST']._serialized_end=126
   _globals['_SETLATENCYREQUEST']._serialized_start=128
@@ -43,8 +45,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADVANCECLOCKREQUEST']._serialized_end=314
   _globals['_CLEARFAULTSREQUEST']._serialized_start=316
   _globals['_CLEARFAULTSREQUEST']._serialized_end=336
-  _globals['_ADMINRESPONSE']._serialized_start=338
-  _globals['_ADMINRESPONSE']._serialized_end=369
-  _globals['_EMULATORADMINSERVICE']._serialized_start=372
-  _globals['_EMULATORADMINSERVICE']._serialized_end=842
+  _globals['_CALLCOUNTSREQUEST']._serialized_start=338
+  _globals['_CALLCOUNTSREQUEST']._serialized_end=357
+  _globals['_CALLCOUNTSRESPONSE']._serialized_start=360
+  _globals['_CALLCOUNTSRESPONSE']._serialized_end=492
+  _globals['_CALLCOUNTSRESPONSE_ANSWEREDENTRY']._serialized_start=445
+  _globals['_CALLCOUNTSRESPONSE_ANSWEREDENTRY']._serialized_end=492
+  _globals['_ADMINRESPONSE']._serialized_start=494
+  _globals['_ADMINRESPONSE']._serialized_end=525
+  _globals['_EMULATORADMINSERVICE']._serialized_start=528
+  _globals['_EMULATORADMINSERVICE']._serialized_end=1073
 # @@protoc_insertion_point(module_scope)

@@ -1,5 +1,7 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -45,6 +47,23 @@ class AdvanceClockRequest(_message.Message):
 class ClearFaultsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class CallCountsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class CallCountsResponse(_message.Message):
+    __slots__ = ("answered",)
+    class AnsweredEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    answered: _containers.ScalarMap[str, int]
+    def __init__(self, answered: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class AdminResponse(_message.Message):
     __slots__ = ("detail",)

@@ -66,6 +66,11 @@ class EmulatorAdminServiceStub:
                 request_serializer=puddle_dot_v2_dot_admin__service__pb2.ClearFaultsRequest.SerializeToString,
                 response_deserializer=puddle_dot_v2_dot_admin__service__pb2.AdminResponse.FromString,
                 _registered_method=True)
+        self.CallCounts = channel.unary_unary(
+                '/puddle.v2.EmulatorAdminService/CallCounts',
+                request_serializer=puddle_dot_v2_dot_admin__service__pb2.CallCountsRequest.SerializeToString,
+                response_deserializer=puddle_dot_v2_dot_admin__service__pb2.CallCountsResponse.FromString,
+                _registered_method=True)
 
 
 class EmulatorAdminServiceServicer:
@@ -115,6 +120,13 @@ class EmulatorAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CallCounts(self, request, context):
+        """How many calls of each Puddle RPC were answered OK since the emulator started (in memory).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EmulatorAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +159,11 @@ def add_EmulatorAdminServiceServicer_to_server(servicer, server):
                     servicer.ClearFaults,
                     request_deserializer=puddle_dot_v2_dot_admin__service__pb2.ClearFaultsRequest.FromString,
                     response_serializer=puddle_dot_v2_dot_admin__service__pb2.AdminResponse.SerializeToString,
+            ),
+            'CallCounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.CallCounts,
+                    request_deserializer=puddle_dot_v2_dot_admin__service__pb2.CallCountsRequest.FromString,
+                    response_serializer=puddle_dot_v2_dot_admin__service__pb2.CallCountsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +330,33 @@ class EmulatorAdminService:
             '/puddle.v2.EmulatorAdminService/ClearFaults',
             puddle_dot_v2_dot_admin__service__pb2.ClearFaultsRequest.SerializeToString,
             puddle_dot_v2_dot_admin__service__pb2.AdminResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CallCounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/puddle.v2.EmulatorAdminService/CallCounts',
+            puddle_dot_v2_dot_admin__service__pb2.CallCountsRequest.SerializeToString,
+            puddle_dot_v2_dot_admin__service__pb2.CallCountsResponse.FromString,
             options,
             channel_credentials,
             insecure,
