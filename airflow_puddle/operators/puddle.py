@@ -166,8 +166,12 @@ class PuddleCreateSystemOperator(PuddleBaseSystemOperator):
             self.log.warning("System %s (%s) is Failed: terminating it to create it anew", existing.name, existing.id)
             self._client.discard(existing.id, timeout_s=max(0.0, deadline - time.time()))
             return self._wait(context, existing, "terminated", deadline, then="execute_again")  # then create
-        self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
-                      existing.status_text)
+        if self._requests.owns(existing.id):  # reconnected by id: this task instance's own system
+            self.log.info("System %s (%s), which this task instance created, is %s", existing.name, existing.id,
+                          existing.status_text)
+        else:
+            self.log.info("System %s (%s) already exists and is %s: adopting it", existing.name, existing.id,
+                          existing.status_text)
         record_owner(context, existing.id, self.puddle_conn_id)
         return self._reach(context, "started", "start", deadline, existing)
 
