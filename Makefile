@@ -59,7 +59,7 @@ emulator: venv
 	$(BIN)/puddle-emulator --db .puddle-emulator.sqlite
 
 # The deployment run: PostgreSQL, two triggerers, faults, the browser (docs/reliability.md), on LocalExecutor
-# and on CeleryExecutor (Redis, two Celery workers); ~12 min. RELIABILITY_ARGS="--executor local" (or celery): ~6 min.
+# and on CeleryExecutor (Redis, two Celery workers); ~20 min. RELIABILITY_ARGS="--executor local" (or celery): ~10 min.
 # Installs PostgreSQL, chromium and redis-server with apt-get when they are missing.
 reliability: venv
 	scripts/reliability_deps.sh
