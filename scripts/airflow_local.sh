@@ -118,6 +118,8 @@ stop() {
     if kill -0 -- "-$pid" 2>/dev/null; then
       echo "airflow_local: $name (process group $pid) ignored SIGTERM for 20 s; SIGKILL" >&2
       kill -KILL -- "-$pid" 2>/dev/null || true
+      waited=0  # a SIGKILLed group is gone only once its processes have died and been reaped
+      while kill -0 -- "-$pid" 2>/dev/null && (( waited < 40 )); do sleep 0.25; waited=$((waited + 1)); done
     fi
     rm -f "$RUN/$name.pid"
     echo "stopped $name (process group $pid)"
