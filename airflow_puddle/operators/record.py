@@ -125,9 +125,7 @@ class Requests:
 
     def forget(self) -> None:
         """The recorded system is gone: the next request starts a new record."""
-        self.current = None
-        if self._store is not None:
-            self._store.delete(KEY)
+        self.restore(None)
 
     def owns(self, system_id: str) -> bool:
         """Whether this task instance created ``system_id`` (on this try or an earlier one)."""
